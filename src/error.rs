@@ -1,0 +1,291 @@
+//! Every error type of multiproc.
+//!
+//! Process failures are one opaque [`Error`] with predicates (as rayon's
+//! `ThreadPoolBuildError`): ask it [`is_panic`](Error::is_panic),
+//! [`signal`](Error::signal), [`exit_code`](Error::exit_code),
+//! [`is_timeout`](Error::is_timeout) and so on, rather than matching on a
+//! variant list that would grow with every release.
+
+use crate::process::ExitStatus;
+use std::fmt;
+use std::io;
+
+/// What went wrong with a process, a start or a wait.
+///
+/// # Examples
+/// ```
+/// use multiproc::Process;
+///
+/// fn fails(x: u32) -> u32 {
+///     if x > 1 { panic!("x is too large: {x}") }
+///     x
+/// }
+///
+/// # multiproc::init();
+/// let err = Process::spawn(fails, 7).unwrap().join().unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(err.panic_message(), Some("x is too large: 7"));
+/// assert!(err.panic_location().unwrap().contains(".rs:"));
+/// ```
+pub struct Error {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    NotInitialized,
+    StartFailed {
+        reason: String,
+        pid: Option<u32>,
+        status: Option<ExitStatus>,
+    },
+    Panicked {
+        pid: u32,
+        message: String,
+        location: Option<String>,
+        backtrace: Option<String>,
+    },
+    Died {
+        pid: u32,
+        status: ExitStatus,
+    },
+    Timeout,
+    FunctionMismatch(String),
+    Decode(String),
+    ForkServerLost(String),
+    AlreadyJoined,
+    NotSingleThreaded(usize),
+    Io {
+        context: &'static str,
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Error {
+        Error { kind }
+    }
+
+    pub(crate) fn io(context: &'static str, source: io::Error) -> Error {
+        Error::new(Kind::Io { context, source })
+    }
+
+    pub(crate) fn start(reason: impl Into<String>) -> Error {
+        Error::new(Kind::StartFailed {
+            reason: reason.into(),
+            pid: None,
+            status: None,
+        })
+    }
+
+    /// No child could be started because this program never handed control
+    /// to multiproc: call [`crate::init`] as the first line of `main`.
+    pub fn is_not_initialized(&self) -> bool {
+        matches!(self.kind, Kind::NotInitialized)
+    }
+
+    /// The child never got to run its function: the start method failed, or
+    /// the child died (or was killed) during start-up.
+    pub fn is_start_failure(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::StartFailed { .. } | Kind::NotInitialized | Kind::FunctionMismatch(_)
+        )
+    }
+
+    /// The child's function panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, Kind::Panicked { .. })
+    }
+
+    /// The panic message, when the child panicked with a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Panicked { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// `file:line:column` of the panic in the child.
+    pub fn panic_location(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Panicked { location, .. } => location.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The child's backtrace at the panic, captured when `RUST_BACKTRACE`
+    /// (or `RUST_LIB_BACKTRACE`) was set in the child.
+    pub fn panic_backtrace(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Panicked { backtrace, .. } => backtrace.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// How the child ended, when it ended without delivering a result.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        match &self.kind {
+            Kind::Died { status, .. } => Some(*status),
+            Kind::StartFailed { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The signal that ended the child (`libc::SIGKILL`, `SIGSEGV`,
+    /// `SIGABRT`...), when one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.exit_status().and_then(|s| s.signal())
+    }
+
+    /// The code the child exited with, when it called `exit` before its
+    /// function returned.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_status().and_then(|s| s.code())
+    }
+
+    /// A deadline passed (`join_timeout` and friends). The process is
+    /// untouched: it may still finish.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, Kind::Timeout)
+    }
+
+    /// The child refused the function it was asked to run: a different
+    /// executable, or a different type signature than the parent's.
+    pub fn is_function_mismatch(&self) -> bool {
+        matches!(self.kind, Kind::FunctionMismatch(_))
+    }
+
+    /// Bytes from the other process could not be decoded (or a value could
+    /// not be encoded).
+    pub fn is_decode(&self) -> bool {
+        matches!(self.kind, Kind::Decode(_))
+    }
+
+    /// The fork server died, so the fate of its children is unknown (they
+    /// were killed with it).
+    pub fn is_fork_server_lost(&self) -> bool {
+        matches!(self.kind, Kind::ForkServerLost(_))
+    }
+
+    /// The result was already taken by an earlier `join`.
+    pub fn is_already_joined(&self) -> bool {
+        matches!(self.kind, Kind::AlreadyJoined)
+    }
+
+    /// [`StartMethod::Fork`](crate::StartMethod::Fork) was refused because
+    /// the caller has other threads.
+    pub fn is_not_single_threaded(&self) -> bool {
+        matches!(self.kind, Kind::NotSingleThreaded(_))
+    }
+
+    /// An operating-system call failed.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &self.kind {
+            Kind::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The pid of the child this error is about, when known.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::Panicked { pid, .. } | Kind::Died { pid, .. } => Some(*pid),
+            Kind::StartFailed { pid, .. } => *pid,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::NotInitialized => f.write_str(
+                "multiproc is not initialized: call `multiproc::init()` as the first line of `main` \
+                 (tests and doctests need nothing)",
+            ),
+            Kind::StartFailed { reason, pid, status } => {
+                f.write_str("child process failed to start")?;
+                if let Some(pid) = pid {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(f, ": {reason}")?;
+                if let Some(s) = status {
+                    write!(f, " ({s})")?;
+                }
+                Ok(())
+            }
+            Kind::Panicked { pid, message, location, .. } => {
+                write!(f, "child process {pid} panicked")?;
+                if let Some(loc) = location {
+                    write!(f, " at {loc}")?;
+                }
+                write!(f, ": {message}")
+            }
+            Kind::Died { pid, status } => write!(f, "child process {pid} {status} before returning a result"),
+            Kind::Timeout => f.write_str("timed out"),
+            Kind::FunctionMismatch(why) => write!(f, "child refused the function: {why}"),
+            Kind::Decode(why) => write!(f, "cannot decode data from another process: {why}"),
+            Kind::ForkServerLost(why) => write!(f, "fork server lost: {why}"),
+            Kind::AlreadyJoined => f.write_str("the result was already taken by an earlier join"),
+            Kind::NotSingleThreaded(n) => write!(
+                f,
+                "the fork start method needs a single-threaded caller, this process has {n} threads \
+                 (use StartMethod::ForkServer or Spawn)"
+            ),
+            Kind::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.to_string())
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::wire::WireError> for Error {
+    fn from(e: crate::wire::WireError) -> Error {
+        match e {
+            crate::wire::WireError::Io(source) => Error::io("transport", source),
+            other => Error::new(Kind::Decode(other.to_string())),
+        }
+    }
+}
+
+/// Name of a signal number, for messages (`SIGKILL`), or `signal N`.
+pub(crate) fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_owned()
+}

@@ -1,0 +1,100 @@
+//! Python's `multiprocessing` model in Rust: run functions in child
+//! processes, with typed results, crash isolation, hard timeouts and no leaks.
+//!
+//! ```
+//! use multiproc::Process;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() {
+//!     multiproc::init(); // first line of main: a child never runs the rest
+//!     let mut child = Process::spawn(square, 10).unwrap();
+//!     assert_eq!(child.join().unwrap(), 100);
+//! }
+//! ```
+//!
+//! # Why processes
+//! A thread shares everything with its siblings: a segfault in C code, an
+//! `abort`, an out-of-memory kill or a runaway loop takes the whole program.
+//! A child process fails alone: its parent gets a typed [`Error`] saying
+//! whether it panicked ([`Error::is_panic`], with message and location), was
+//! killed ([`Error::signal`]) or exited ([`Error::exit_code`]), and can kill
+//! it at any moment ([`Process::kill`]).
+//!
+//! # Tour
+//! - [`Process::spawn`] runs `fn(A) -> R` in a child; `A` and `R` are any
+//!   serde types. [`Process::builder`] sets the [name](ProcessBuilder::name),
+//!   [daemon](ProcessBuilder::daemon) flag, [`StartMethod`], environment and
+//!   standard streams. On the handle: [`join`](Process::join),
+//!   [`join_timeout`](Process::join_timeout), [`terminate`](Process::terminate),
+//!   [`kill`](Process::kill), [`is_alive`](Process::is_alive),
+//!   [`exitcode`](Process::exitcode), [`sentinel`](Process::sentinel).
+//! - [`StartMethod::ForkServer`] (default), [`StartMethod::Spawn`] and
+//!   [`StartMethod::Fork`]; only `Fork` runs capturing closures
+//!   ([`Process::fork`]).
+//! - [`current_process`], [`parent_pid`], [`cpu_count`], [`active_children`],
+//!   [`wait`](wait()) on several sentinels.
+//! - [`log_to_stderr`]: children's `log` records, tagged with name and pid.
+//! - [`Fd`]: an OS handle that travels inside arguments and results.
+//!
+//! # Lifecycle guarantees
+//! - A child dies with its parent, even when the parent is `SIGKILL`ed (the
+//!   fork server watches its socket to the parent; children have
+//!   `PR_SET_PDEATHSIG`).
+//! - At the normal end of `main`, daemon children are terminated and the
+//!   others joined, as in Python.
+//! - No zombie, no leaked descriptor: children are reaped through pidfds or
+//!   by the fork server.
+//!
+//! # Tests and doctests
+//! Nothing to add: a link-time constructor takes over the copies of a test
+//! binary that multiproc starts, before the test harness's `main` runs (see
+//! [`init`]).
+
+#![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
+
+mod error;
+mod logging;
+mod process;
+mod sys;
+mod wait;
+mod wire;
+
+pub use error::Error;
+pub use logging::log_to_stderr;
+pub use process::{
+    ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,
+    active_children, cpu_count, current_process, parent_pid,
+};
+pub use wait::{Sentinel, Waitable, wait};
+pub use wire::Fd;
+
+#[doc(hidden)]
+pub use wire::frame::{inline_frame_bytes, parse_for_fuzz};
+
+/// Hands control to multiproc: call it as the first line of `main`.
+///
+/// In the main program it returns at once. In a copy of the program started
+/// by multiproc (the fork server, a child of the Spawn method) it never
+/// returns: that process does its job and exits without running the rest of
+/// `main`.
+///
+/// A link-time constructor normally does this before `main` even starts
+/// (which is why tests and doctests need no call); `init` is what makes a
+/// program correct when the constructor is disabled
+/// (`MULTIPROC_NO_CONSTRUCTOR=1`). Without either, spawning fails with
+/// [`Error::is_not_initialized`] rather than re-running `main` in the child.
+///
+/// # Examples
+/// ```
+/// fn main() {
+///     multiproc::init();
+///     // ... the program ...
+/// }
+/// # main();
+/// ```
+pub fn init() {
+    process::init();
+}

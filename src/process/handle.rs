@@ -1,0 +1,239 @@
+//! The untyped core of a child handle: its descriptors and the state machine
+//! that turns control messages and pidfd events into an outcome.
+//!
+//! A wait polls the control socket (reports from the child; for children of
+//! the fork server also the exit status posted by the server) and, for
+//! children we forked ourselves, the pidfd, which becomes readable the
+//! moment the child dies. So every wait for a child also watches that it is
+//! alive: a dead child ends the wait within one `poll` wake-up.
+
+use super::ExitStatus;
+use super::protocol::Report;
+use crate::error::{Error, Kind};
+use crate::sys::{self, proc};
+use crate::wire::WireError;
+use crate::wire::frame::{self, Frame};
+use serde::de::DeserializeOwned;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    started: bool,
+    outcome: Option<(Report, Option<Frame>)>,
+    status: Option<ExitStatus>,
+    ctl_eof: bool,
+    lost: Option<String>,
+    taken: bool,
+}
+
+impl State {
+    /// Whether the child's end is known.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.status.is_some() || self.lost.is_some()
+    }
+}
+
+/// One child, shared by its [`Process`](super::Process) handle and the registry.
+#[derive(Debug)]
+pub(crate) struct ChildInner {
+    pub(crate) pid: i32,
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pidfd: OwnedFd,
+    ctl: OwnedFd,
+    /// Reaped by the fork server, which reports the status on `ctl`.
+    mediated: bool,
+    state: Mutex<State>,
+}
+
+impl ChildInner {
+    pub(crate) fn new(
+        pid: i32,
+        name: String,
+        daemon: bool,
+        pidfd: OwnedFd,
+        ctl: OwnedFd,
+        mediated: bool,
+    ) -> Self {
+        ChildInner {
+            pid,
+            name,
+            daemon,
+            pidfd,
+            ctl,
+            mediated,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pidfd: readable once the child has ended.
+    pub(crate) fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Reads every waiting control message without blocking.
+    fn drain(&self, st: &mut State) {
+        while !st.ctl_eof {
+            match frame::recv(self.ctl.as_fd(), true) {
+                Ok(Some(f)) => match f.envelope::<Report>() {
+                    Ok(Report::Started) => st.started = true,
+                    Ok(Report::Exited(raw)) => st.status = Some(raw.into()),
+                    Ok(report) => st.outcome = Some((report, Some(f))),
+                    Err(e) => {
+                        let reason = format!("garbage on the control channel: {e}");
+                        st.outcome = Some((Report::Undecodable { reason }, None));
+                    }
+                },
+                Ok(None) => st.ctl_eof = true,
+                Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(WireError::Io(e)) => {
+                    st.lost
+                        .get_or_insert_with(|| format!("control channel failed: {e}"));
+                    st.ctl_eof = true;
+                }
+                Err(e) => {
+                    // A malformed message: remember it as the outcome, keep reading.
+                    let reason = format!("garbage on the control channel: {e}");
+                    if st.outcome.is_none() {
+                        st.lost = None;
+                        st.outcome = Some((Report::Undecodable { reason }, None));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Advances the state until the child's end is known or `deadline` passes.
+    pub(crate) fn pump(&self, st: &mut State, deadline: Option<Instant>) -> Result<(), Error> {
+        loop {
+            self.drain(st);
+            if !self.mediated && st.status.is_none() {
+                if let Some(raw) = proc::waitid_pidfd(self.pidfd.as_fd(), true)
+                    .map_err(|e| Error::io("waitid", e))?
+                {
+                    st.status = Some(raw.into());
+                    self.drain(st);
+                }
+            }
+            if st.status.is_some() || st.lost.is_some() {
+                return Ok(());
+            }
+            if self.mediated && st.ctl_eof {
+                st.lost = Some(
+                    "the fork server closed the channel without reporting the exit status".into(),
+                );
+                return Ok(());
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::new(Kind::Timeout));
+                    }
+                    Some(left)
+                }
+            };
+            let mut fds = Vec::with_capacity(2);
+            if !st.ctl_eof {
+                fds.push(self.ctl.as_fd());
+            }
+            if !self.mediated {
+                fds.push(self.pidfd.as_fd());
+            }
+            sys::poll(&fds, timeout).map_err(|e| Error::io("poll", e))?;
+        }
+    }
+
+    /// Non-blocking look at the end: `Some(status)` once known.
+    pub(crate) fn try_status(&self) -> Option<ExitStatus> {
+        let mut st = self.lock();
+        if st.status.is_none() {
+            let _ = self.pump(&mut st, Some(Instant::now()));
+        }
+        st.status
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_alive(&self) -> bool {
+        if self.try_status().is_some() {
+            return false;
+        }
+        // A child of the fork server may be dead before the server's report
+        // arrives: the pidfd knows first.
+        !matches!(
+            sys::poll(&[self.pidfd.as_fd()], Some(std::time::Duration::ZERO)).as_deref(),
+            Ok([true])
+        )
+    }
+
+    /// Sends `signal` (race-free: through the pidfd).
+    pub(crate) fn signal(&self, signal: i32) -> Result<(), Error> {
+        if self.lock().status.is_some() {
+            return Ok(());
+        }
+        proc::pidfd_send_signal(self.pidfd.as_fd(), signal)
+            .map_err(|e| Error::io("pidfd_send_signal", e))
+    }
+
+    /// Waits (until `deadline`) for the end, then turns it into the result.
+    pub(crate) fn join<R: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<R, Error> {
+        let mut st = self.lock();
+        if st.taken {
+            return Err(Error::new(Kind::AlreadyJoined));
+        }
+        self.pump(&mut st, deadline)?;
+        st.taken = true;
+        let pid = self.pid as u32;
+        let status = st.status;
+        let died = |status: Option<ExitStatus>, started: bool| match status {
+            Some(status) if started => Error::new(Kind::Died { pid, status }),
+            status => Error::new(Kind::StartFailed {
+                reason: "the child died during start-up".into(),
+                pid: Some(pid),
+                status,
+            }),
+        };
+        match st.outcome.take() {
+            Some((Report::Returned, Some(mut f))) => f.decode_payload::<R>().map_err(|e| match e {
+                WireError::Io(e) => Error::io("reading the result", e),
+                other => Error::new(Kind::Decode(format!("the result of child {pid}: {other}"))),
+            }),
+            Some((
+                Report::Panicked {
+                    message,
+                    location,
+                    backtrace,
+                },
+                _,
+            )) => Err(Error::new(Kind::Panicked {
+                pid,
+                message,
+                location,
+                backtrace,
+            })),
+            Some((Report::Refused { reason }, _)) => {
+                Err(Error::new(Kind::FunctionMismatch(reason)))
+            }
+            Some((Report::Undecodable { reason }, _)) => Err(Error::new(Kind::Decode(reason))),
+            Some((Report::BootFailed { reason }, _)) => Err(Error::new(Kind::StartFailed {
+                reason,
+                pid: Some(pid),
+                status,
+            })),
+            Some((Report::Returned | Report::Started | Report::Exited(_), _)) | None => {
+                match st.lost.take() {
+                    Some(why) => Err(Error::new(Kind::ForkServerLost(why))),
+                    None => Err(died(status, st.started)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Every raw operating-system call multiproc makes, and nothing else.
+//!
+//! The rest of the crate sees safe wrappers returning [`std::io::Result`]; the
+//! `unsafe` needed to talk to the kernel lives here, each block with the facts
+//! it rests on. Linux is the supported platform; the module boundary is where
+//! another Unix would plug in.
+
+pub(crate) mod memfd;
+pub(crate) mod proc;
+pub(crate) mod socket;
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Turns a `-1` return into the current `errno` as an [`io::Error`].
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Turns a `-1` return of a `long`-returning call (such as `syscall`) into an error.
+pub(crate) fn cvt_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Duplicates `fd` into a new descriptor with close-on-exec set.
+pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a borrowed (hence open) descriptor has no
+    // memory-safety preconditions; on success it returns a fresh descriptor
+    // that nobody else owns, so wrapping it in OwnedFd is sound.
+    unsafe {
+        let new = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3))?;
+        Ok(OwnedFd::from_raw_fd(new))
+    }
+}
+
+/// Sets or clears `FD_CLOEXEC` on `fd`.
+pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD only read and write the descriptor flags.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
+        let new = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
+        if new != flags {
+            cvt(libc::fcntl(fd, libc::F_SETFD, new))?;
+        }
+    }
+    Ok(())
+}
+
+/// `dup2(src, dst)`, retried on `EINTR`. The new descriptor has close-on-exec clear.
+pub(crate) fn dup2(src: RawFd, dst: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: dup2 only manipulates the descriptor table. The caller owns
+        // `dst` as a slot (0, 1, 2 in a freshly forked child).
+        match cvt(unsafe { libc::dup2(src, dst) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// Opens `/dev/null` for reading and writing, close-on-exec.
+pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    Ok(file.into())
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: forever).
+///
+/// Returns, for each descriptor, whether it is ready (readable, hung up or in
+/// error). `EINTR` is retried with the remaining time.
+pub(crate) fn poll(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => timeout_ms(d.saturating_duration_since(Instant::now())),
+        };
+        // SAFETY: `pfds` is a valid, exclusively borrowed array of
+        // `pfds.len()` pollfd structures for the whole call.
+        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        match cvt(ret) {
+            Ok(_) => {
+                return Ok(pfds
+                    .iter()
+                    .map(|p| {
+                        p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL)
+                            != 0
+                    })
+                    .collect());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Rounds a duration up to whole milliseconds for `poll`, saturating.
+fn timeout_ms(d: Duration) -> libc::c_int {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    ms.min(libc::c_int::MAX as u128) as libc::c_int
+}
+
+/// The calling process's id.
+pub(crate) fn getpid() -> i32 {
+    // SAFETY: getpid cannot fail and has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// The calling process's operating-system parent.
+pub(crate) fn getppid() -> i32 {
+    // SAFETY: getppid cannot fail and has no preconditions.
+    unsafe { libc::getppid() }
+}
+
+/// Number of threads in the calling process, read from `/proc/self/status`.
+pub(crate) fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no Threads: line in /proc/self/status",
+            )
+        })
+}
+
+/// Ends the calling process at once with `code`, running no destructor and
+/// no `atexit` handler (`_exit`). Only async-signal-safe.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes all of `bytes` to `fd` with raw `write` calls (no locking, no
+/// allocation), ignoring errors: for last-gasp messages in a failing child.
+pub(crate) fn write_all_raw(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid readable buffer of `bytes.len()` bytes.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            if n == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Identity of the running executable image: device, inode, size and
+/// modification time of the file `/proc/self/exe` points at.
+pub(crate) fn exe_identity() -> io::Result<[u64; 4]> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/self/exe")?;
+    Ok([
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime_nsec() as u64 ^ ((m.mtime() as u64) << 30),
+    ])
+}
+
+#[cfg(test)]
+mod test;

@@ -1,0 +1,180 @@
+//! `SOCK_SEQPACKET` socket pairs and message passing with `SCM_RIGHTS`.
+//!
+//! Sequenced packets keep message boundaries (one `sendmsg` is one
+//! `recvmsg`), report a closed peer as end-of-file, and carry file
+//! descriptors: the whole control channel between a parent, the fork server
+//! and a child is built on them.
+
+use super::cvt;
+use std::io::{self, IoSlice};
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Most descriptors one message may carry (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// A connected pair of `SOCK_SEQPACKET` Unix sockets, both close-on-exec.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for socketpair to fill; on
+    // success both are fresh descriptors owned by nobody else.
+    unsafe {
+        cvt(libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        ))?;
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+fn cmsg_space(nfds: usize) -> usize {
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    unsafe { libc::CMSG_SPACE((nfds * mem::size_of::<RawFd>()) as u32) as usize }
+}
+
+/// Sends one message made of `parts`, with `fds` attached, never raising
+/// `SIGPIPE` (a closed peer is `EPIPE`). Blocks while the peer's buffer is full.
+/// With `nonblocking`, a full peer buffer is `WouldBlock` instead of a wait.
+pub(crate) fn send_msg(
+    sock: BorrowedFd<'_>,
+    parts: &[&[u8]],
+    fds: &[RawFd],
+    nonblocking: bool,
+) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a message can carry at most {MAX_FDS} descriptors, not {}",
+                fds.len()
+            ),
+        ));
+    }
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut cbuf = vec![0u64; cmsg_space(fds.len()).div_ceil(8)];
+    // SAFETY: an all-zero msghdr is a valid "no name, no data" header.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len();
+    if !fds.is_empty() {
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = cmsg_space(fds.len());
+        // SAFETY: [1] msg_control points at a buffer of msg_controllen bytes,
+        // aligned for cmsghdr, so CMSG_FIRSTHDR returns a valid header pointer
+        // inside it; [2] CMSG_DATA of that header has room for `fds.len()`
+        // descriptors because the buffer is CMSG_SPACE(fds.len() * 4) long.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len =
+                libc::CMSG_LEN((fds.len() * mem::size_of::<RawFd>()) as u32) as usize;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+                fds.len(),
+            );
+        }
+    }
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    loop {
+        let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        // SAFETY: `msg` points at live iovecs and control data for the call.
+        let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
+        if ret == -1 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if ret as usize != total {
+            // SEQPACKET sends are atomic; a short count would be a kernel bug.
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short sendmsg on a seqpacket socket",
+            ));
+        }
+        return Ok(());
+    }
+}
+
+/// What one [`recv_msg`] brought.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// Bytes of the message (0 with no descriptors: the peer closed).
+    pub(crate) len: usize,
+    /// Descriptors attached to the message, close-on-exec.
+    pub(crate) fds: Vec<OwnedFd>,
+    /// The message was longer than the buffer, or carried more descriptors
+    /// than fit: it is unusable.
+    pub(crate) truncated: bool,
+}
+
+/// Receives one message into `buf` with up to `max_fds` descriptors.
+///
+/// With `nonblocking`, returns `WouldBlock` when no message is waiting.
+/// Every received descriptor is owned by the result, so none leaks even when
+/// the message is rejected.
+pub(crate) fn recv_msg(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+    nonblocking: bool,
+) -> io::Result<Received> {
+    let max_fds = max_fds.min(MAX_FDS);
+    let mut cbuf = vec![0u64; cmsg_space(max_fds).div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid starting header.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.len() * 8;
+    let flags = libc::MSG_CMSG_CLOEXEC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    let n = loop {
+        // SAFETY: `msg` points at `buf` and `cbuf`, both live and writable
+        // for their stated lengths during the call.
+        let ret = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
+        if ret == -1 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        break ret as usize;
+    };
+    let mut fds = Vec::new();
+    // SAFETY: [1] the kernel filled msg_control/msg_controllen, so walking it
+    // with CMSG_FIRSTHDR/CMSG_NXTHDR stays inside `cbuf`; [2] an SCM_RIGHTS
+    // payload is an array of descriptors now installed in our table and
+    // owned by us alone, which we wrap at once so that none can leak.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                let count = bytes / mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let truncated = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+    Ok(Received {
+        len: n,
+        fds,
+        truncated,
+    })
+}

@@ -1,0 +1,100 @@
+use super::frame::{self, inline_frame_bytes, parse_for_fuzz};
+use super::*;
+use crate::sys::socket::seqpacket_pair;
+use std::os::fd::{AsFd, AsRawFd};
+
+#[test]
+fn smoke_value_round_trip() {
+    let (bytes, fds) = encode(&(1u32, "two".to_string(), vec![3u8; 5])).unwrap();
+    assert!(fds.is_empty());
+    let back: (u32, String, Vec<u8>) = decode(&bytes, fds).unwrap();
+    assert_eq!(back, (1, "two".into(), vec![3; 5]));
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let (mut bytes, _) = encode(&7u32).unwrap();
+    bytes.push(0);
+    assert!(matches!(
+        decode::<u32>(&bytes, vec![]),
+        Err(WireError::Malformed(_))
+    ));
+}
+
+#[test]
+fn fd_travels_through_the_handle_table() {
+    let null = Fd::from(crate::sys::open_dev_null().unwrap());
+    let (bytes, fds) = encode(&(5u8, &null)).unwrap();
+    assert_eq!(fds.len(), 1);
+    let (n, back): (u8, Fd) = decode(&bytes, fds).unwrap();
+    assert_eq!(n, 5);
+    assert_ne!(
+        back.as_raw_fd(),
+        null.as_raw_fd(),
+        "the receiver owns a new descriptor"
+    );
+}
+
+#[test]
+fn bad_or_reused_handle_index_is_an_error_not_a_panic() {
+    // Index 0 with an empty table.
+    let bytes = postcard::to_allocvec(&0u32).unwrap();
+    let err = decode::<Fd>(&bytes, vec![]).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    // The same index twice.
+    let null = crate::sys::open_dev_null().unwrap();
+    let bytes = postcard::to_allocvec(&(0u32, 0u32)).unwrap();
+    let err = decode::<(Fd, Fd)>(&bytes, vec![null]).unwrap_err();
+    assert!(err.to_string().contains("used twice"), "{err}");
+}
+
+#[test]
+fn fd_refuses_foreign_serializers() {
+    let null = Fd::from(crate::sys::open_dev_null().unwrap());
+    assert!(postcard::to_allocvec(&null).is_err());
+}
+
+#[test]
+fn small_and_large_frames_cross_a_socket() {
+    let (a, b) = seqpacket_pair().unwrap();
+    for size in [0usize, 10, frame::INLINE_MAX - 10, frame::INLINE_MAX * 4] {
+        let data = vec![0xabu8; size];
+        frame::send_value(a.as_fd(), &42u16, &data).unwrap();
+        let mut f = frame::recv(b.as_fd(), false).unwrap().unwrap();
+        assert_eq!(f.envelope::<u16>().unwrap(), 42);
+        let back: Vec<u8> = f.decode_payload().unwrap();
+        assert_eq!(back.len(), size);
+    }
+    drop(a);
+    assert!(frame::recv(b.as_fd(), false).unwrap().is_none());
+}
+
+#[test]
+fn garbage_frames_give_errors() {
+    let good = inline_frame_bytes(&1u8, &"payload");
+    assert_eq!(
+        parse_for_fuzz::<u8, String>(&good).unwrap(),
+        (1, "payload".to_string())
+    );
+    // Every truncation of a good frame is refused cleanly.
+    for cut in 0..good.len() {
+        assert!(
+            parse_for_fuzz::<u8, String>(&good[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    // A lying payload length.
+    let mut lying = good.clone();
+    lying[12] = 0xff;
+    assert!(parse_for_fuzz::<u8, String>(&lying).is_err());
+    // Enormous lengths do not allocate or overflow.
+    let mut huge = good.clone();
+    huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(parse_for_fuzz::<u8, String>(&huge).is_err());
+    // A memfd frame without its descriptor.
+    let mut memfd = good[..20].to_vec();
+    memfd[4] = 1;
+    assert!(parse_for_fuzz::<u8, String>(&memfd).is_err());
+    // Wrong payload type.
+    assert!(parse_for_fuzz::<u8, String>(&inline_frame_bytes(&1u8, &vec![0xffu8; 3])).is_err());
+}
