@@ -91,6 +91,7 @@ fn program_name() -> String {
 
 /// Reaps a dead or unwanted server (our direct child), killing it first.
 fn discard(c: Client) {
+    log::debug!("replacing the fork server (pid {})", c.pid);
     let _ = proc::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
     drop(c.sock);
     let _ = proc::waitid_pidfd(c.pidfd.as_fd(), false);
@@ -167,6 +168,7 @@ fn exchange(
 }
 
 /// The fork server's pid, if one runs.
+#[cfg(test)]
 pub(crate) fn server_pid() -> Option<i32> {
     client().as_ref().map(|c| c.pid)
 }
@@ -212,11 +214,7 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
         }
     };
     let mut children: HashMap<i32, OwnedFd> = HashMap::new();
-    loop {
-        let ready = match sys::poll(&[sock.as_fd(), sigchld.as_fd()], None) {
-            Ok(r) => r,
-            Err(_) => break,
-        };
+    while let Ok(ready) = sys::poll(&[sock.as_fd(), sigchld.as_fd()], None) {
         if ready[1] {
             proc::drain_signalfd(sigchld.as_fd());
             reap(&mut children);

@@ -110,27 +110,39 @@ impl ChildInner {
         }
     }
 
-    /// Advances the state until the child's end is known or `deadline` passes.
-    pub(crate) fn pump(&self, st: &mut State, deadline: Option<Instant>) -> Result<(), Error> {
+    /// One non-blocking step: read the waiting reports and, for a child we
+    /// forked ourselves, reap it if it has ended.
+    fn step(&self, st: &mut State) -> Result<(), Error> {
+        self.drain(st);
+        if !self.mediated && st.status.is_none() {
+            if let Some(raw) =
+                proc::waitid_pidfd(self.pidfd.as_fd(), true).map_err(|e| Error::io("waitid", e))?
+            {
+                st.status = Some(raw.into());
+                self.drain(st);
+            }
+        }
+        if self.mediated && st.ctl_eof && st.status.is_none() {
+            st.lost.get_or_insert_with(|| {
+                "the fork server closed the channel without reporting the exit status".into()
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until the child's end is known or `deadline` passes. The state
+    /// lock is held only for the non-blocking steps, never across `poll`, so
+    /// other threads (a sweep, `is_alive`) are never stuck behind a waiter.
+    pub(crate) fn wait_end(&self, deadline: Option<Instant>) -> Result<(), Error> {
         loop {
-            self.drain(st);
-            if !self.mediated && st.status.is_none() {
-                if let Some(raw) = proc::waitid_pidfd(self.pidfd.as_fd(), true)
-                    .map_err(|e| Error::io("waitid", e))?
-                {
-                    st.status = Some(raw.into());
-                    self.drain(st);
+            let (watch_ctl, watch_pid) = {
+                let mut st = self.lock();
+                self.step(&mut st)?;
+                if st.is_ended() {
+                    return Ok(());
                 }
-            }
-            if st.status.is_some() || st.lost.is_some() {
-                return Ok(());
-            }
-            if self.mediated && st.ctl_eof {
-                st.lost = Some(
-                    "the fork server closed the channel without reporting the exit status".into(),
-                );
-                return Ok(());
-            }
+                (!st.ctl_eof, !self.mediated)
+            };
             let timeout = match deadline {
                 None => None,
                 Some(d) => {
@@ -142,10 +154,10 @@ impl ChildInner {
                 }
             };
             let mut fds = Vec::with_capacity(2);
-            if !st.ctl_eof {
+            if watch_ctl {
                 fds.push(self.ctl.as_fd());
             }
-            if !self.mediated {
+            if watch_pid {
                 fds.push(self.pidfd.as_fd());
             }
             sys::poll(&fds, timeout).map_err(|e| Error::io("poll", e))?;
@@ -155,10 +167,15 @@ impl ChildInner {
     /// Non-blocking look at the end: `Some(status)` once known.
     pub(crate) fn try_status(&self) -> Option<ExitStatus> {
         let mut st = self.lock();
-        if st.status.is_none() {
-            let _ = self.pump(&mut st, Some(Instant::now()));
-        }
+        let _ = self.step(&mut st);
         st.status
+    }
+
+    /// Whether the end is known (status, or lost with the fork server).
+    pub(crate) fn is_ended(&self) -> bool {
+        let mut st = self.lock();
+        let _ = self.step(&mut st);
+        st.is_ended()
     }
 
     /// Whether the process is still running.
@@ -185,11 +202,14 @@ impl ChildInner {
 
     /// Waits (until `deadline`) for the end, then turns it into the result.
     pub(crate) fn join<R: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<R, Error> {
+        if self.lock().taken {
+            return Err(Error::new(Kind::AlreadyJoined));
+        }
+        self.wait_end(deadline)?;
         let mut st = self.lock();
         if st.taken {
             return Err(Error::new(Kind::AlreadyJoined));
         }
-        self.pump(&mut st, deadline)?;
         st.taken = true;
         let pid = self.pid as u32;
         let status = st.status;

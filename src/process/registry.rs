@@ -45,7 +45,7 @@ pub(crate) fn remove(child: &Arc<ChildInner>) {
 /// Drops the children whose end is known, reaping what needs reaping. A
 /// child whose state is busy (another thread waits on it) is kept.
 fn sweep(list: &mut Vec<Arc<ChildInner>>) {
-    list.retain(|c| c.try_status().is_none());
+    list.retain(|c| !c.is_ended());
 }
 
 /// A child that is still running, as listed by [`active_children`].
@@ -126,25 +126,20 @@ pub(crate) fn shutdown_children() {
         let _ = c.signal(libc::SIGTERM);
     }
     for c in &list {
-        let mut st = c.lock();
         if c.daemon {
-            if c.pump(&mut st, Some(Instant::now() + DAEMON_GRACE))
-                .is_err()
-            {
-                drop(st);
+            if c.wait_end(Some(Instant::now() + DAEMON_GRACE)).is_err() {
                 let _ = c.signal(libc::SIGKILL);
-                st = c.lock();
-                let _ = c.pump(&mut st, Some(Instant::now() + DAEMON_GRACE));
+                let _ = c.wait_end(Some(Instant::now() + DAEMON_GRACE));
             }
         } else {
-            if !st.is_ended() {
+            if !c.is_ended() {
                 log::info!(
                     "joining non-daemon child {} (pid {}) before exit",
                     c.name,
                     c.pid
                 );
             }
-            let _ = c.pump(&mut st, None);
+            let _ = c.wait_end(None);
         }
     }
     super::forkserver::shutdown();
