@@ -201,8 +201,9 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     let me = sys::getpid();
     proc::set_process_name("mp-forkserver");
     proc::ignore_sigpipe();
-    // Computed once here, inherited by every child.
+    // Computed and installed once here, inherited by every child.
     let _ = super::current::exe_identity();
+    child::install_panic_hook();
     let sigchld = match proc::sigchld_fd() {
         Ok(fd) => fd,
         Err(e) => {
