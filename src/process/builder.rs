@@ -27,10 +27,10 @@ use std::sync::Arc;
 /// p.join().unwrap();
 /// ```
 #[derive(Debug)]
-pub struct Stdio(StdioKind);
+pub struct Stdio(pub(crate) StdioKind);
 
 #[derive(Debug)]
-enum StdioKind {
+pub(crate) enum StdioKind {
     Inherit,
     Null,
     Fd(OwnedFd),
@@ -103,7 +103,8 @@ impl ProcessBuilder {
             daemon: false,
             method: StartMethod::default(),
             env: EnvPlan::default(),
-            stdio: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
+            // As Python: a child's standard input is /dev/null.
+            stdio: [Stdio::null(), Stdio::inherit(), Stdio::inherit()],
         }
     }
 
@@ -289,40 +290,26 @@ impl ProcessBuilder {
             crate::wire::WireError::Io(e) => Error::io("sending the job", e),
             other => Error::new(Kind::Decode(format!("cannot encode the argument: {other}"))),
         })?;
-        let mut fds = vec![child_end];
-        let mut slots = [StdioSlot::Null; 3];
-        for (i, s) in self.stdio.into_iter().enumerate() {
-            let fd = match s.0 {
-                StdioKind::Null => None,
-                StdioKind::Fd(fd) => Some(fd),
-                StdioKind::Inherit => inherited(i),
-            };
-            if let Some(fd) = fd {
-                slots[i] = StdioSlot::Fd(fds.len() as u8);
-                fds.push(fd);
-            }
-        }
+        let (status_ours, status_theirs) =
+            crate::sys::socket::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
         let req = SpawnRequest {
             exec: self.method == StartMethod::Spawn,
-            stdio: slots,
+            stdio: [StdioSlot::Keep; 3],
             env: self.env,
             comm: name.clone(),
         };
-        let (pid, pidfd) = forkserver::request(&req, &fds)?;
-        drop(fds);
+        let stdio = self.stdio.map(|s| s.0);
+        let (pid, pidfd) = forkserver::request(req, child_end, status_theirs, stdio)?;
         log::debug!("started {name} (pid {pid}) with {:?}", self.method);
-        let inner = Arc::new(ChildInner::new(pid, name, daemon, pidfd, parent_end, true));
+        let inner = Arc::new(ChildInner::new(
+            pid,
+            name,
+            daemon,
+            pidfd,
+            parent_end,
+            Some(status_ours),
+        ));
         registry::register(Arc::clone(&inner));
         Ok(inner)
     }
-}
-
-/// A duplicate of our own standard stream `i`, or `None` if it is closed.
-fn inherited(i: usize) -> Option<OwnedFd> {
-    let fd = match i {
-        0 => std::io::stdin().as_fd().try_clone_to_owned(),
-        1 => std::io::stdout().as_fd().try_clone_to_owned(),
-        _ => std::io::stderr().as_fd().try_clone_to_owned(),
-    };
-    fd.ok()
 }

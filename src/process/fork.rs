@@ -70,7 +70,7 @@ pub(crate) fn fork_child<R: Serialize>(
                 info.daemon,
                 pidfd,
                 parent_end,
-                false,
+                None,
             ))
         }
     }

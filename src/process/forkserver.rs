@@ -12,8 +12,9 @@
 //!   that forked exits; the server has one thread, alive as long as it is);
 //! - they are reaped by the server at once (`signalfd(SIGCHLD)`), so they are
 //!   never zombies of the user's process, whatever it does with the handles;
-//! - the server keeps a copy of each child's control socket and posts the
-//!   exit status on it, so the parent learns how a child ended.
+//! - the server holds one status socket per child, given by the parent, and
+//!   posts the exit status on it after reaping: the parent sleeps on that one
+//!   event to wait for a child (see `handle`).
 //!
 //! The server watches its own socket to the parent: when the parent dies
 //! (even by `SIGKILL`) the socket hangs up, and the server kills every child
@@ -21,6 +22,7 @@
 //! restarted at the next spawn; its children died with it and report
 //! [`Error::is_fork_server_lost`](crate::Error::is_fork_server_lost).
 
+use super::builder::StdioKind;
 use super::child;
 use super::protocol::{ROLE_VAR, Report, SpawnReply, SpawnRequest, StdioSlot};
 use crate::error::Error;
@@ -38,6 +40,11 @@ use std::time::{Duration, Instant};
 /// starting: exec, dynamic loading) before giving up.
 const REPLY_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long the parent (for a reply) and the server (for its next event)
+/// poll awake before sleeping: a fork answers in tens of microseconds, and
+/// a short child ends soon after, so both are caught without a wake-up.
+const SPIN: Duration = Duration::from_micros(200);
+
 // ---------------------------------------------------------------- client side
 
 #[derive(Debug)]
@@ -45,6 +52,10 @@ struct Client {
     sock: OwnedFd,
     pidfd: OwnedFd,
     pid: i32,
+    /// Identity of the server's standard streams (its stdin is /dev/null,
+    /// the others the parent's at start-up): a child whose stream is the
+    /// same file keeps the server's, and no descriptor has to travel.
+    stdio_ids: [Option<(u64, u64)>; 3],
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
@@ -67,6 +78,13 @@ fn start_server() -> Result<Client, Error> {
     unsafe {
         cmd.pre_exec(move || sys::set_cloexec(raw, false));
     }
+    let stdio_ids = [
+        sys::open_dev_null()
+            .ok()
+            .and_then(|n| sys::fd_identity(n.as_raw_fd())),
+        sys::fd_identity(1),
+        sys::fd_identity(2),
+    ];
     let child = cmd
         .spawn()
         .map_err(|e| Error::start(format!("cannot exec the fork server: {e}")))?;
@@ -79,6 +97,7 @@ fn start_server() -> Result<Client, Error> {
         sock: ours,
         pidfd,
         pid,
+        stdio_ids,
     })
 }
 
@@ -97,8 +116,31 @@ fn discard(c: Client) {
     let _ = proc::waitid_pidfd(c.pidfd.as_fd(), false);
 }
 
-/// Asks the server for a child. Returns its pid and pidfd.
-pub(crate) fn request(req: &SpawnRequest, fds: &[OwnedFd]) -> Result<(i32, OwnedFd), Error> {
+/// Asks the server for a child with control socket `ctl` and status socket
+/// `status`. Returns its pid and pidfd.
+pub(crate) fn request(
+    mut req: SpawnRequest,
+    ctl: OwnedFd,
+    status: OwnedFd,
+    stdio: [StdioKind; 3],
+) -> Result<(i32, OwnedFd), Error> {
+    // Descriptors given by the caller are placed once; inherited streams
+    // are decided against the server actually used (it may be replaced).
+    let mut fds = vec![ctl, status];
+    let mut fixed: [Option<StdioSlot>; 3] = [None; 3];
+    for (i, kind) in stdio.into_iter().enumerate() {
+        fixed[i] = match kind {
+            StdioKind::Fd(fd) => {
+                fds.push(fd);
+                Some(StdioSlot::Fd((fds.len() - 1) as u8))
+            }
+            // The server's stdin is /dev/null already.
+            StdioKind::Null if i == 0 => Some(StdioSlot::Keep),
+            StdioKind::Null => Some(StdioSlot::Null),
+            StdioKind::Inherit => None,
+        };
+    }
+    let fixed_len = fds.len();
     let mut guard = client();
     let mut attempt = 0;
     loop {
@@ -109,7 +151,21 @@ pub(crate) fn request(req: &SpawnRequest, fds: &[OwnedFd]) -> Result<(i32, Owned
         let c = guard
             .as_ref()
             .ok_or_else(|| Error::start("no fork server"))?;
-        match exchange(c, req, fds) {
+        fds.truncate(fixed_len);
+        for i in 0..3 {
+            req.stdio[i] = match fixed[i] {
+                Some(slot) => slot,
+                None if sys::fd_identity(i as RawFd) == c.stdio_ids[i] => StdioSlot::Keep,
+                None => match sys::dup_cloexec_raw(i as RawFd) {
+                    Ok(fd) => {
+                        fds.push(fd);
+                        StdioSlot::Fd((fds.len() - 1) as u8)
+                    }
+                    Err(_) => StdioSlot::Null,
+                },
+            };
+        }
+        match exchange(c, &req, &fds) {
             Ok(Ok(answer)) => return Ok(answer),
             Ok(Err(reason)) => return Err(Error::start(reason)),
             Err(e) => {
@@ -140,7 +196,7 @@ fn exchange(
                 "no answer from the fork server",
             ));
         }
-        let ready = sys::poll(&[c.sock.as_fd(), c.pidfd.as_fd()], Some(left))?;
+        let ready = sys::poll_spin(&[c.sock.as_fd(), c.pidfd.as_fd()], Some(left), SPIN)?;
         if ready[0] {
             let mut f = frame::recv(c.sock.as_fd(), false)?.ok_or_else(|| {
                 io::Error::new(
@@ -215,7 +271,7 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
         }
     };
     let mut children: HashMap<i32, OwnedFd> = HashMap::new();
-    while let Ok(ready) = sys::poll(&[sock.as_fd(), sigchld.as_fd()], None) {
+    while let Ok(ready) = sys::poll_spin(&[sock.as_fd(), sigchld.as_fd()], None, SPIN) {
         if ready[1] {
             proc::drain_signalfd(sigchld.as_fd());
             reap(&mut children);
@@ -254,9 +310,9 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
 
 fn reap(children: &mut HashMap<i32, OwnedFd>) {
     while let Some((pid, how)) = proc::reap_any() {
-        if let Some(ctl) = children.remove(&pid) {
-            // Never block the server on one child's full socket.
-            let _ = frame::send(ctl.as_fd(), &Report::Exited(how), &[], &[], true);
+        if let Some(status) = children.remove(&pid) {
+            // The status socket carries this one message: it never blocks.
+            let _ = frame::send(status.as_fd(), &Report::Exited(how), &[], &[], true);
         }
     }
 }
@@ -291,6 +347,14 @@ fn handle(
             &[],
         );
     };
+    let Some(status) = fds.next() else {
+        return reply(
+            SpawnReply::Failed {
+                reason: "request without a status socket".into(),
+            },
+            &[],
+        );
+    };
     let stdio: Vec<OwnedFd> = fds.collect();
     // SAFETY: the fork server is single-threaded (it never starts a
     // thread), so the child may run any code after the fork.
@@ -309,6 +373,8 @@ fn handle(
             for (_, fd) in children.drain() {
                 drop(fd);
             }
+            // The status socket is the server's, to report this child's end.
+            drop(status);
             proc::reset_signals_for_child();
             proc::die_with_parent(libc::SIGKILL, me);
             prepare_child(&req, &stdio, ctl.as_fd());
@@ -325,12 +391,13 @@ fn handle(
         }
         Ok(proc::Forked::Parent(pid)) => match proc::pidfd_open(pid) {
             Ok(pidfd) => {
-                children.insert(pid, ctl);
+                drop(ctl);
+                children.insert(pid, status);
                 reply(SpawnReply::Spawned { pid }, &[pidfd]);
             }
             Err(e) => {
                 let _ = proc::kill(pid, libc::SIGKILL);
-                children.insert(pid, ctl);
+                children.insert(pid, status);
                 reply(
                     SpawnReply::Failed {
                         reason: format!("pidfd_open: {e}"),
@@ -352,7 +419,8 @@ fn handle(
 fn prepare_child(req: &SpawnRequest, stdio: &[OwnedFd], ctl: BorrowedFd<'_>) {
     for (target, slot) in req.stdio.iter().enumerate() {
         let result = match slot {
-            StdioSlot::Fd(i) => match stdio.get(usize::from(*i).wrapping_sub(1)) {
+            // Indices count the control and status sockets first.
+            StdioSlot::Fd(i) => match stdio.get(usize::from(*i).wrapping_sub(2)) {
                 Some(fd) => sys::dup2(fd.as_raw_fd(), target as RawFd),
                 None => Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -362,6 +430,7 @@ fn prepare_child(req: &SpawnRequest, stdio: &[OwnedFd], ctl: BorrowedFd<'_>) {
             StdioSlot::Null => {
                 sys::open_dev_null().and_then(|n| sys::dup2(n.as_raw_fd(), target as RawFd))
             }
+            StdioSlot::Keep => Ok(()),
         };
         if let Err(e) = result {
             let reason = format!("cannot set up standard stream {target}: {e}");

@@ -1,11 +1,16 @@
 //! The untyped core of a child handle: its descriptors and the state machine
-//! that turns control messages and pidfd events into an outcome.
+//! that turns the child's reports and its end into an outcome.
 //!
-//! A wait polls the control socket (reports from the child; for children of
-//! the fork server also the exit status posted by the server) and, for
-//! children we forked ourselves, the pidfd, which becomes readable the
-//! moment the child dies. So every wait for a child also watches that it is
-//! alive: a dead child ends the wait within one `poll` wake-up.
+//! A wait sleeps on **one** event, the child's end: for a child of the fork
+//! server, the status message the server posts on a per-child status socket
+//! after reaping it; for a child we forked ourselves, its pidfd. The child's
+//! own reports (`Started`, then its result) wait in the control socket and
+//! are read once the end is known, so they cost the parent no wake-up. Every
+//! wait for a child therefore watches that it is alive: a dead child ends the
+//! wait at once, and a dead fork server hangs up the status socket.
+//!
+//! A child never blocks on its reports: there are at most two, small (a
+//! large result travels as a memfd), in an otherwise empty socket buffer.
 
 use super::ExitStatus;
 use super::protocol::Report;
@@ -18,6 +23,10 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+
+/// How long a join polls awake before sleeping: a short task's end is then
+/// caught without paying a wake-up from sleep.
+const END_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -44,8 +53,9 @@ pub(crate) struct ChildInner {
     pub(crate) daemon: bool,
     pidfd: OwnedFd,
     ctl: OwnedFd,
-    /// Reaped by the fork server, which reports the status on `ctl`.
-    mediated: bool,
+    /// For a child of the fork server: where the server posts its exit
+    /// status. `None` for a child we forked (and reap) ourselves.
+    status_sock: Option<OwnedFd>,
     state: Mutex<State>,
 }
 
@@ -56,7 +66,7 @@ impl ChildInner {
         daemon: bool,
         pidfd: OwnedFd,
         ctl: OwnedFd,
-        mediated: bool,
+        status_sock: Option<OwnedFd>,
     ) -> Self {
         ChildInner {
             pid,
@@ -64,7 +74,7 @@ impl ChildInner {
             daemon,
             pidfd,
             ctl,
-            mediated,
+            status_sock,
             state: Mutex::new(State::default()),
         }
     }
@@ -110,24 +120,53 @@ impl ChildInner {
         }
     }
 
-    /// One non-blocking step: read the waiting reports and, for a child we
-    /// forked ourselves, reap it if it has ended.
+    /// One non-blocking step: learn whether the child has ended and, once
+    /// it has, read its reports.
     fn step(&self, st: &mut State) -> Result<(), Error> {
-        self.drain(st);
-        if !self.mediated && st.status.is_none() {
-            if let Some(raw) =
-                proc::waitid_pidfd(self.pidfd.as_fd(), true).map_err(|e| Error::io("waitid", e))?
+        if st.is_ended() {
+            return Ok(());
+        }
+        match &self.status_sock {
+            Some(sock) => loop {
+                match frame::recv(sock.as_fd(), true) {
+                    Ok(Some(f)) => {
+                        if let Ok(Report::Exited(raw)) = f.envelope::<Report>() {
+                            st.status = Some(raw.into());
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        st.lost = Some(
+                            "the fork server ended without reporting the child's exit status"
+                                .into(),
+                        );
+                        break;
+                    }
+                    Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => {
+                        st.lost = Some(format!("the fork server's status channel failed: {e}"));
+                        break;
+                    }
+                }
+            },
+            None => match proc::waitid_pidfd(self.pidfd.as_fd(), true)
+                .map_err(|e| Error::io("waitid", e))?
             {
-                st.status = Some(raw.into());
-                self.drain(st);
-            }
+                Some(raw) => st.status = Some(raw.into()),
+                None => return Ok(()),
+            },
         }
-        if self.mediated && st.ctl_eof && st.status.is_none() {
-            st.lost.get_or_insert_with(|| {
-                "the fork server closed the channel without reporting the exit status".into()
-            });
-        }
+        // Ended: every report the child made is already in the socket.
+        self.drain(st);
         Ok(())
+    }
+
+    /// The descriptor that becomes readable when the child's end is known.
+    fn end_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.status_sock {
+            Some(sock) => sock.as_fd(),
+            None => self.pidfd.as_fd(),
+        }
     }
 
     /// Waits until the child's end is known or `deadline` passes. The state
@@ -135,14 +174,13 @@ impl ChildInner {
     /// other threads (a sweep, `is_alive`) are never stuck behind a waiter.
     pub(crate) fn wait_end(&self, deadline: Option<Instant>) -> Result<(), Error> {
         loop {
-            let (watch_ctl, watch_pid) = {
+            {
                 let mut st = self.lock();
                 self.step(&mut st)?;
                 if st.is_ended() {
                     return Ok(());
                 }
-                (!st.ctl_eof, !self.mediated)
-            };
+            }
             let timeout = match deadline {
                 None => None,
                 Some(d) => {
@@ -153,14 +191,8 @@ impl ChildInner {
                     Some(left)
                 }
             };
-            let mut fds = Vec::with_capacity(2);
-            if watch_ctl {
-                fds.push(self.ctl.as_fd());
-            }
-            if watch_pid {
-                fds.push(self.pidfd.as_fd());
-            }
-            sys::poll(&fds, timeout).map_err(|e| Error::io("poll", e))?;
+            sys::poll_spin(&[self.end_fd()], timeout, END_SPIN)
+                .map_err(|e| Error::io("poll", e))?;
         }
     }
 

@@ -20,6 +20,9 @@ pub(crate) enum StdioSlot {
     Fd(u8),
     /// `/dev/null`.
     Null,
+    /// The fork server's own stream, which the parent found to be the same
+    /// file as the one it wants (no descriptor travels).
+    Keep,
 }
 
 /// Changes to the environment of a child, applied after it is created.
@@ -31,7 +34,7 @@ pub(crate) struct EnvPlan {
     pub(crate) cwd: Option<Vec<u8>>,
 }
 
-/// Parent → fork server: create a child. Descriptors: `[control, stdio...]`.
+/// Parent → fork server: create a child. Descriptors: `[control, status, stdio...]`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SpawnRequest {
     /// Re-exec the program in the child (start method Spawn) instead of

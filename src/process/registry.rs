@@ -10,13 +10,17 @@
 //! of the fork server are reaped by the server, so they never become zombies
 //! of ours; the registry still drains their reports. Children forked
 //! directly ([`StartMethod::Fork`](super::StartMethod::Fork)) are reaped by
-//! the sweep that runs at every spawn, at [`active_children`], and at exit.
+//! the sweeps: at [`active_children`], at exit, and at a spawn whenever the
+//! list has doubled since the last sweep (amortised O(1) per spawn).
 
 use super::handle::ChildInner;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 static CHILDREN: Mutex<Vec<Arc<ChildInner>>> = Mutex::new(Vec::new());
+/// Size of the list after the last full sweep at a spawn (see [`register`]).
+static SWEPT_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static AT_EXIT: Once = Once::new();
 
 /// How long a daemon child gets to end after `SIGTERM` at exit before `SIGKILL`.
@@ -33,7 +37,13 @@ pub(crate) fn register(child: Arc<ChildInner>) {
         unsafe { libc::atexit(at_exit) };
     });
     let mut list = children();
-    sweep(&mut list);
+    // A full sweep costs a system call per listed child: run it when the
+    // list has doubled since the last one, so that a program holding many
+    // running children pays O(1) per spawn, amortised.
+    if list.len() >= (2 * SWEPT_LEN.load(Relaxed)).max(16) {
+        sweep(&mut list);
+        SWEPT_LEN.store(list.len(), Relaxed);
+    }
     list.push(child);
 }
 

@@ -42,6 +42,25 @@ pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     }
 }
 
+/// Duplicates descriptor number `fd` (which may be closed: an error).
+pub(crate) fn dup_cloexec_raw(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on any number is safe: a closed one is EBADF;
+    // on success the new descriptor is fresh and ours alone.
+    unsafe {
+        let new = cvt(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3))?;
+        Ok(OwnedFd::from_raw_fd(new))
+    }
+}
+
+/// Device and inode of the file open at descriptor number `fd`, if any.
+pub(crate) fn fd_identity(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero stat is valid storage for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid writable storage; a closed `fd` is EBADF.
+    let ret = unsafe { libc::fstat(fd, &mut st) };
+    (ret == 0).then_some((st.st_dev, st.st_ino))
+}
+
 /// Sets or clears `FD_CLOEXEC` on `fd`.
 pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFD/F_SETFD only read and write the descriptor flags.
@@ -115,6 +134,31 @@ pub(crate) fn poll(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Res
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// As [`poll`], but first polls without sleeping for up to `spin`, yielding
+/// the CPU between tries. A wake-up from sleep costs tens of microseconds on
+/// a virtual machine (an inter-processor interrupt); an answer expected
+/// within microseconds is cheaper to catch awake. The yield lets a process
+/// that shares the core (the one we wait for, often) run meanwhile.
+pub(crate) fn poll_spin(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+    spin: Duration,
+) -> io::Result<Vec<bool>> {
+    let start = Instant::now();
+    let spin = timeout.map_or(spin, |t| t.min(spin));
+    loop {
+        let ready = poll(fds, Some(Duration::ZERO))?;
+        if ready.iter().any(|r| *r) {
+            return Ok(ready);
+        }
+        let spent = start.elapsed();
+        if spent >= spin {
+            return poll(fds, timeout.map(|t| t.saturating_sub(spent)));
+        }
+        std::thread::yield_now();
     }
 }
 

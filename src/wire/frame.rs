@@ -92,7 +92,7 @@ pub(crate) struct Frame {
 impl Frame {
     /// Decodes the envelope.
     pub(crate) fn envelope<E: DeserializeOwned>(&self) -> Result<E, WireError> {
-        super::decode(&self.bytes()[..self.env_len], Vec::new())
+        super::decode_plain(&self.bytes()[..self.env_len])
     }
 
     fn bytes(&self) -> &[u8] {
@@ -126,19 +126,31 @@ thread_local! {
 /// Receives one frame. `Ok(None)`: the peer closed the socket. With
 /// `nonblocking`, an empty socket is `Err(Io(WouldBlock))`.
 pub(crate) fn recv(sock: BorrowedFd<'_>, nonblocking: bool) -> Result<Option<Frame>, WireError> {
-    RECV_BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        let got = recv_msg(sock, &mut buf, MAX_FDS, nonblocking)?;
-        if got.truncated {
-            return Err(WireError::Malformed(
-                "message larger than the frame limit or too many descriptors".into(),
-            ));
-        }
-        if got.len == 0 && got.fds.is_empty() {
-            return Ok(None);
-        }
-        parse(&buf[..got.len], got.fds).map(Some)
-    })
+    // The per-thread buffer is gone while the thread (or, in an `atexit`
+    // handler, the process) is being torn down: fall back to a fresh one.
+    RECV_BUF
+        .try_with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => recv_into(sock, &mut buf, nonblocking),
+            Err(_) => recv_into(sock, &mut vec![0u8; HEADER + INLINE_MAX + 1], nonblocking),
+        })
+        .unwrap_or_else(|_| recv_into(sock, &mut vec![0u8; HEADER + INLINE_MAX + 1], nonblocking))
+}
+
+fn recv_into(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nonblocking: bool,
+) -> Result<Option<Frame>, WireError> {
+    let got = recv_msg(sock, buf, MAX_FDS, nonblocking)?;
+    if got.truncated {
+        return Err(WireError::Malformed(
+            "message larger than the frame limit or too many descriptors".into(),
+        ));
+    }
+    if got.len == 0 && got.fds.is_empty() {
+        return Ok(None);
+    }
+    parse(&buf[..got.len], got.fds).map(Some)
 }
 
 /// Checks a received message and builds the frame (the decoder's entry point,

@@ -60,12 +60,19 @@ thread_local! {
 }
 
 fn note_handle_error(msg: String) -> String {
-    HANDLE_ERROR.with(|e| *e.borrow_mut() = Some(msg.clone()));
+    let _ = HANDLE_ERROR.try_with(|e| *e.borrow_mut() = Some(msg.clone()));
     msg
 }
 
+fn take_handle_error() -> Option<String> {
+    HANDLE_ERROR
+        .try_with(|h| h.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
 fn codec_error(e: postcard::Error) -> WireError {
-    match HANDLE_ERROR.with(|h| h.borrow_mut().take()) {
+    match take_handle_error() {
         Some(msg) => WireError::Codec(msg),
         None => WireError::Codec(e.to_string()),
     }
@@ -79,24 +86,24 @@ struct Restore<T: 'static> {
 }
 
 impl<T: 'static> Restore<T> {
+    /// Installs `table`; while the thread is being torn down there is no
+    /// table (values that own handles then fail to encode or decode, with
+    /// an error).
     fn install(key: &'static std::thread::LocalKey<RefCell<Option<T>>>, table: T) -> Self {
-        let previous = key.with(|t| t.replace(Some(table)));
-        Restore {
-            key,
-            previous: Some(previous),
-        }
+        let previous = key.try_with(|t| t.replace(Some(table))).ok();
+        Restore { key, previous }
     }
 
     fn finish(mut self) -> Option<T> {
-        let prev = self.previous.take().flatten();
-        self.key.with(|t| t.replace(prev))
+        let prev = self.previous.take()?;
+        self.key.try_with(|t| t.replace(prev)).ok().flatten()
     }
 }
 
 impl<T: 'static> Drop for Restore<T> {
     fn drop(&mut self) {
         if let Some(prev) = self.previous.take() {
-            self.key.with(|t| t.replace(prev));
+            let _ = self.key.try_with(|t| t.replace(prev));
         }
     }
 }
@@ -106,17 +113,30 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(Vec<u8>, Vec<OwnedFd>), WireError> {
     let guard = Restore::install(&ENCODE_TABLE, Vec::new());
-    HANDLE_ERROR.with(|h| h.borrow_mut().take());
+    take_handle_error();
     let bytes = postcard::to_allocvec(value).map_err(codec_error);
     let fds = guard.finish().unwrap_or_default();
     Ok((bytes?, fds))
+}
+
+/// Decodes a `T` that owns no handle (a control envelope), with no handle
+/// table: usable at any moment, even in an `atexit` handler.
+pub(crate) fn decode_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(WireError::Malformed(format!(
+            "{} trailing bytes after the value",
+            rest.len()
+        ))),
+        Err(e) => Err(WireError::Codec(e.to_string())),
+    }
 }
 
 /// Decodes a `T` from `bytes`, with `fds` as the handle table. Trailing
 /// bytes are an error; descriptors the value did not claim are closed.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, WireError> {
     let guard = Restore::install(&DECODE_TABLE, fds.into_iter().map(Some).collect());
-    HANDLE_ERROR.with(|h| h.borrow_mut().take());
+    take_handle_error();
     let result = postcard::take_from_bytes::<T>(bytes);
     drop(guard.finish());
     match result {
@@ -133,7 +153,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
 /// into the active handle table and returns its index.
 pub(crate) fn push_handle(fd: BorrowedFd<'_>) -> Result<u32, String> {
     ENCODE_TABLE
-        .with(|t| {
+        .try_with(|t| {
             let mut t = t.borrow_mut();
             let table = t
                 .as_mut()
@@ -149,6 +169,7 @@ pub(crate) fn push_handle(fd: BorrowedFd<'_>) -> Result<u32, String> {
             table.push(dup);
             Ok((table.len() - 1) as u32)
         })
+        .unwrap_or_else(|_| Err("no handle table while the thread ends".to_owned()))
         .map_err(note_handle_error)
 }
 
@@ -156,7 +177,7 @@ pub(crate) fn push_handle(fd: BorrowedFd<'_>) -> Result<u32, String> {
 /// at `index` out of the active handle table.
 pub(crate) fn take_handle(index: u32) -> Result<OwnedFd, String> {
     DECODE_TABLE
-        .with(|t| {
+        .try_with(|t| {
             let mut t = t.borrow_mut();
             let table = t
                 .as_mut()
@@ -170,6 +191,7 @@ pub(crate) fn take_handle(index: u32) -> Result<OwnedFd, String> {
                 .take()
                 .ok_or_else(|| format!("handle index {index} used twice"))
         })
+        .unwrap_or_else(|_| Err("no handle table while the thread ends".to_owned()))
         .map_err(note_handle_error)
 }
 
