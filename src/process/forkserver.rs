@@ -152,8 +152,8 @@ pub(crate) fn request(
             .as_ref()
             .ok_or_else(|| Error::start("no fork server"))?;
         fds.truncate(fixed_len);
-        for i in 0..3 {
-            req.stdio[i] = match fixed[i] {
+        for (i, slot) in fixed.iter().enumerate() {
+            req.stdio[i] = match *slot {
                 Some(slot) => slot,
                 None if sys::fd_identity(i as RawFd) == c.stdio_ids[i] => StdioSlot::Keep,
                 None => match sys::dup_cloexec_raw(i as RawFd) {
