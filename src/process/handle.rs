@@ -103,6 +103,9 @@ impl ChildInner {
                 },
                 Ok(None) => st.ctl_eof = true,
                 Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A child that died with our job unread leaves a one-time
+                // reset error on our end; the queued reports follow it.
+                Err(WireError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => continue,
                 Err(WireError::Io(e)) => {
                     st.lost
                         .get_or_insert_with(|| format!("control channel failed: {e}"));
