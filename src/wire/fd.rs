@@ -30,7 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 ///
 /// # multiproc::init();
 /// let (mut reader, writer) = std::io::pipe().unwrap();
-/// let mut child = Process::spawn(write_hello, Fd::from(std::os::fd::OwnedFd::from(writer))).unwrap();
+/// let mut child = Process::spawn(write_hello, Fd::new(writer)).unwrap();
 /// child.join().unwrap();
 /// let mut text = String::new();
 /// reader.read_to_string(&mut text).unwrap();
@@ -40,6 +40,19 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 pub struct Fd(OwnedFd);
 
 impl Fd {
+    /// Wraps anything that owns a descriptor: a `File`, a `PipeWriter`, a
+    /// `UnixStream`, an `OwnedFd`...
+    ///
+    /// # Examples
+    /// ```
+    /// let (reader, _writer) = std::io::pipe().unwrap();
+    /// let fd = multiproc::Fd::new(reader);
+    /// # let _ = fd;
+    /// ```
+    pub fn new(owner: impl Into<OwnedFd>) -> Fd {
+        Fd(owner.into())
+    }
+
     /// Gives back the owned descriptor.
     pub fn into_owned_fd(self) -> OwnedFd {
         self.0
