@@ -93,7 +93,6 @@ pub use wire::frame::{inline_frame_bytes, parse_for_fuzz};
 ///     multiproc::init();
 ///     // ... the program ...
 /// }
-/// # main();
 /// ```
 pub fn init() {
     process::init();
