@@ -40,8 +40,7 @@ fn main() {
     assert_eq!(p.exitcode(), None);
 
     // Let it reach its function: a child killed during its start-up reports a
-    // start failure instead (and, for now, sometimes a spurious "fork server
-    // lost" error: a known library bug).
+    // start failure (`is_start_failure`) rather than a killed function.
     std::thread::sleep(Duration::from_millis(100));
 
     p.terminate().expect("cannot send SIGTERM");

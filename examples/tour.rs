@@ -109,7 +109,7 @@ fn segfault(_: ()) {
 fn write_into(fd: Fd) -> usize {
     use std::io::Write;
     let mut file = std::fs::File::from(fd);
-    let text = format!("hello through a socket from pid {}", std::process::id());
+    let text = format!("hello through a pipe from pid {}", std::process::id());
     file.write_all(text.as_bytes())
         .expect("cannot write to the socket");
     text.len()
@@ -296,8 +296,7 @@ fn main() {
     for (how, sig) in [("terminate", libc::SIGTERM), ("kill", libc::SIGKILL)] {
         let mut p = Process::spawn(sleep_forever, ()).expect("spawn");
         // Let the child reach its function: one killed during its start-up
-        // reports a start failure instead (and, for now, sometimes a
-        // spurious "fork server lost" error: a known library bug).
+        // reports a start failure instead.
         std::thread::sleep(Duration::from_millis(100));
         if sig == libc::SIGTERM {
             p.terminate().expect("terminate");
@@ -420,18 +419,15 @@ fn main() {
     section(
         10,
         "passing an OS handle",
-        "multiproc::Fd travels inside arguments and results (SCM_RIGHTS): here one end of a socket pair.",
+        "multiproc::Fd travels inside arguments and results (SCM_RIGHTS): here the write end of a pipe.",
     );
-    // (A socket pair rather than `std::io::pipe`, which needs Rust 1.87: the
-    // crate's rust-version is 1.85.)
-    let (mut reader, writer) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-    let mut p =
-        Process::spawn(write_into, Fd::from(std::os::fd::OwnedFd::from(writer))).expect("spawn");
+    let (mut reader, writer) = std::io::pipe().expect("pipe");
+    let mut p = Process::spawn(write_into, Fd::new(writer)).expect("spawn");
     let written = p.join().expect("join");
     let mut text = String::new();
-    reader.read_to_string(&mut text).expect("read the socket");
+    reader.read_to_string(&mut text).expect("read the pipe");
     println!("   read {written} bytes: {text:?}");
-    assert_eq!(text, format!("hello through a socket from pid {}", p.pid()));
+    assert_eq!(text, format!("hello through a pipe from pid {}", p.pid()));
 
     section(
         11,
