@@ -89,9 +89,14 @@ pub use wire::frame::{inline_frame_bytes, parse_for_fuzz};
 ///
 /// # Examples
 /// ```
+/// fn work(x: u32) -> u32 {
+///     x + 1
+/// }
+///
 /// fn main() {
-///     multiproc::init();
-///     // ... the program ...
+///     multiproc::init(); // a child or the fork server never gets past this line
+///     let mut p = multiproc::Process::spawn(work, 1).unwrap();
+///     assert_eq!(p.join().unwrap(), 2);
 /// }
 /// ```
 pub fn init() {
