@@ -198,6 +198,7 @@ impl ProcessBuilder {
         if !boot::ready() {
             return Err(Error::new(Kind::NotInitialized));
         }
+        self.check_env()?;
         if self.method == StartMethod::Fork {
             return self.fork(move || f(arg));
         }
@@ -231,6 +232,7 @@ impl ProcessBuilder {
         F: FnOnce() -> R,
         R: Serialize + DeserializeOwned,
     {
+        self.check_env()?;
         let info = self.child_info();
         let stdio = self.stdio.map(|s| match s.0 {
             StdioKind::Inherit => None,
@@ -252,6 +254,32 @@ impl ProcessBuilder {
         arg: &impl Serialize,
     ) -> Result<Arc<ChildInner>, Error> {
         self.spawn_via_server(trampoline, function, signature, arg)
+    }
+
+    /// Refuses, before any process exists, what the child could not apply.
+    fn check_env(&self) -> Result<(), Error> {
+        let bad_key = |k: &str| k.is_empty() || k.contains(['=', '\0']);
+        for k in self
+            .env
+            .remove
+            .iter()
+            .chain(self.env.set.iter().map(|(k, _)| k))
+        {
+            if bad_key(k) {
+                return Err(Error::start(format!(
+                    "invalid environment variable name {k:?}"
+                )));
+            }
+        }
+        if let Some((k, _)) = self.env.set.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(Error::start(format!(
+                "the value of environment variable {k:?} contains a NUL byte"
+            )));
+        }
+        if self.env.cwd.as_ref().is_some_and(|d| d.contains(&0)) {
+            return Err(Error::start("the working directory contains a NUL byte"));
+        }
+        Ok(())
     }
 
     fn child_info(&self) -> ChildInfo {

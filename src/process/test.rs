@@ -74,3 +74,44 @@ fn signature_mismatch_is_refused_before_any_jump() {
     assert!(err.to_string().contains("type signature mismatch"), "{err}");
     assert_eq!(p.exitcode(), Some(ExitStatus::Code(child::EXIT_REFUSED)));
 }
+
+#[test]
+fn bad_environment_is_refused_before_any_process_exists() {
+    for b in [
+        Process::builder().env("A=B", "x"),
+        Process::builder().env("", "x"),
+        Process::builder().env("OK", "nul\0inside"),
+        Process::builder().env_remove("X\0Y"),
+        Process::builder().current_dir("/tmp/\0"),
+    ] {
+        let err = b.spawn(double, 1).unwrap_err();
+        assert!(err.is_start_failure(), "{err}");
+        assert!(err.pid().is_none(), "no child was created: {err}");
+    }
+}
+
+#[test]
+fn environment_and_directory_reach_the_child() {
+    fn look(_: ()) -> (Option<String>, Option<String>, String) {
+        let cwd = std::env::current_dir().unwrap().display().to_string();
+        (
+            std::env::var("MP_TEST_SET").ok(),
+            std::env::var("HOME").ok(),
+            cwd,
+        )
+    }
+    for m in [StartMethod::ForkServer, StartMethod::Spawn] {
+        let mut p = Process::builder()
+            .start_method(m)
+            .env("MP_TEST_SET", "yes")
+            .env_remove("HOME")
+            .current_dir("/")
+            .spawn(look, ())
+            .unwrap();
+        assert_eq!(
+            p.join_timeout(Duration::from_secs(30)).unwrap(),
+            (Some("yes".into()), None, "/".into()),
+            "{m:?}"
+        );
+    }
+}
