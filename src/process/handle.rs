@@ -79,7 +79,7 @@ impl ChildInner {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -94,7 +94,12 @@ impl ChildInner {
             match frame::recv(self.ctl.as_fd(), true) {
                 Ok(Some(f)) => match f.envelope::<Report>() {
                     Ok(Report::Started) => st.started = true,
-                    Ok(Report::Exited(raw)) => st.status = Some(raw.into()),
+                    // Only the fork server's status socket (or the pidfd) says how a
+                    // child ended: a child cannot claim an exit status for itself.
+                    Ok(Report::Exited(_)) => {
+                        let reason = "the child sent an exit status of its own".to_owned();
+                        st.outcome = Some((Report::Undecodable { reason }, None));
+                    }
                     Ok(report) => st.outcome = Some((report, Some(f))),
                     Err(e) => {
                         let reason = format!("garbage on the control channel: {e}");
