@@ -55,6 +55,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 
+mod channel;
 mod error;
 mod logging;
 mod process;
@@ -62,7 +63,11 @@ mod sys;
 mod wait;
 mod wire;
 
-pub use error::Error;
+pub use channel::{Connection, JoinableQueue, Never, Pipe, Queue, SimpleQueue};
+pub use error::{
+    Error, Fault, PutTimeoutError, RecvError, RecvTimeoutError, SendError, TryPutError,
+    TryRecvError,
+};
 pub use logging::log_to_stderr;
 pub use process::{
     ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,

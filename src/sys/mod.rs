@@ -5,8 +5,11 @@
 //! it rests on. Linux is the supported platform; the module boundary is where
 //! another Unix would plug in.
 
+pub(crate) mod eventfd;
 pub(crate) mod memfd;
+pub(crate) mod mutex;
 pub(crate) mod proc;
+pub(crate) mod shm;
 pub(crate) mod socket;
 
 use std::io;
@@ -159,6 +162,29 @@ pub(crate) fn poll_spin(
             return poll(fds, timeout.map(|t| t.saturating_sub(spent)));
         }
         std::thread::yield_now();
+    }
+}
+
+/// `poll` on caller-built entries (their `revents` are filled in),
+/// retrying on `EINTR`; returns how many entries have events.
+pub(crate) fn poll_events(
+    fds: &mut [libc::pollfd],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => timeout_ms(d.saturating_duration_since(Instant::now())),
+        };
+        // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd
+        // structures for the whole call.
+        let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        match cvt(ret) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 

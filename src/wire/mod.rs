@@ -119,6 +119,44 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     Ok((bytes?, fds))
 }
 
+thread_local! {
+    /// Reused encode buffer of the channels' hot path.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers larger than this are not kept after use.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// Encodes `value` into a reused per-thread buffer and hands the bytes and
+/// the collected handles to `f`: no allocation per message.
+pub(crate) fn encode_with<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&[u8], Vec<OwnedFd>) -> R,
+) -> Result<R, WireError> {
+    let mut buf = SCRATCH
+        .try_with(|s| {
+            s.try_borrow_mut()
+                .map(|mut b| std::mem::take(&mut *b))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    buf.clear();
+    let guard = Restore::install(&ENCODE_TABLE, Vec::new());
+    take_handle_error();
+    let encoded = postcard::to_extend(value, buf).map_err(codec_error);
+    let fds = guard.finish().unwrap_or_default();
+    let buf = encoded?;
+    let out = f(&buf, fds);
+    if buf.capacity() <= SCRATCH_KEEP {
+        let _ = SCRATCH.try_with(|s| {
+            if let Ok(mut b) = s.try_borrow_mut() {
+                *b = buf;
+            }
+        });
+    }
+    Ok(out)
+}
+
 /// Decodes a `T` that owns no handle (a control envelope), with no handle
 /// table: usable at any moment, even in an `atexit` handler.
 pub(crate) fn decode_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {

@@ -6,6 +6,12 @@
 //! [`is_timeout`](Error::is_timeout) and so on, rather than matching on a
 //! variant list that would grow with every release.
 
+mod channel;
+
+pub use channel::{
+    Fault, PutTimeoutError, RecvError, RecvTimeoutError, SendError, TryPutError, TryRecvError,
+};
+
 use crate::process::ExitStatus;
 use std::fmt;
 use std::io;
@@ -55,6 +61,7 @@ pub(crate) enum Kind {
     ForkServerLost(String),
     AlreadyJoined,
     NotSingleThreaded(usize),
+    Misuse(String),
     Io {
         context: &'static str,
         source: io::Error,
@@ -68,6 +75,14 @@ impl Error {
 
     pub(crate) fn io(context: &'static str, source: io::Error) -> Error {
         Error::new(Kind::Io { context, source })
+    }
+
+    pub(crate) fn misuse(why: impl Into<String>) -> Error {
+        Error::new(Kind::Misuse(why.into()))
+    }
+
+    pub(crate) fn timeout() -> Error {
+        Error::new(Kind::Timeout)
     }
 
     pub(crate) fn start(reason: impl Into<String>) -> Error {
@@ -179,6 +194,13 @@ impl Error {
         matches!(self.kind, Kind::NotSingleThreaded(_))
     }
 
+    /// An operation was called where its contract forbids it, e.g.
+    /// [`JoinableQueue::task_done`](crate::JoinableQueue::task_done) once
+    /// more than there were items (Python's `ValueError`).
+    pub fn is_misuse(&self) -> bool {
+        matches!(self.kind, Kind::Misuse(_))
+    }
+
     /// An operating-system call failed.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.kind {
@@ -233,6 +255,7 @@ impl fmt::Display for Error {
                 "the fork start method needs a single-threaded caller, this process has {n} threads \
                  (use StartMethod::ForkServer or Spawn)"
             ),
+            Kind::Misuse(why) => f.write_str(why),
             Kind::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

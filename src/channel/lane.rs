@@ -1,0 +1,313 @@
+//! One direction of a channel: a [`Ring`], its two doorbells, and the
+//! blocking logic (spin, then sleep in `poll`) that queues and connections
+//! share.
+
+use super::ring::{CARRIER, PushError, Ring, Wake};
+use crate::error::Fault;
+use crate::sys::{self, eventfd};
+use crate::wire::{WireError, frame};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// A raw-bytes record ([`Connection::send_bytes`](crate::Connection::send_bytes)).
+pub(crate) const BYTES: u32 = 2;
+
+/// How long a waiter checks the ring before it sleeps: a peer that answers
+/// within this is met without any system call.
+const SPIN: Duration = Duration::from_micros(50);
+/// Spins this many times with a pause hint before yielding the CPU.
+const SPIN_HOT: u32 = 2_000;
+/// How long a consumer waits for the socket part of a carrier record that
+/// is already committed (it was sent before the record).
+const CARRIER_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether an operation may block, and until when.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Block {
+    /// Fail at once rather than wait.
+    Never,
+    /// Wait until the deadline (`None`: no limit).
+    Until(Option<Instant>),
+}
+
+/// Why a send or a receive did not complete.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// Full (send) or empty (receive), and the caller would not wait.
+    WouldBlock,
+    /// The deadline passed.
+    TimedOut,
+    /// The peer's socket end is closed.
+    Hangup,
+    /// See the fault.
+    Failed(Fault),
+}
+
+/// A ring with its doorbells: `data` rings when a record is committed and
+/// someone sleeps for data, `space` when a record is taken and someone
+/// sleeps for room.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    pub(crate) ring: Ring,
+    pub(crate) data_bell: OwnedFd,
+    pub(crate) space_bell: OwnedFd,
+}
+
+fn broken(e: impl std::fmt::Display) -> Fail {
+    Fail::Failed(Fault::broken(e.to_string()))
+}
+
+impl Lane {
+    /// Sends one encoded message: inline in the ring, or — when it carries
+    /// handles or is larger than `inline_max` — through `sock` with a
+    /// carrier record in the ring.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "internal, called from two places"
+    )]
+    pub(crate) fn send(
+        &self,
+        kind: u32,
+        bytes: &[u8],
+        fds: &[OwnedFd],
+        sock: BorrowedFd<'_>,
+        inline_max: usize,
+        block: Block,
+        watch: Option<BorrowedFd<'_>>,
+    ) -> Result<(), Fail> {
+        let carrier = !fds.is_empty() || bytes.len() > inline_max;
+        let deadline = match block {
+            Block::Never => None,
+            Block::Until(d) => d,
+        };
+        loop {
+            let progress = self.ring.progress();
+            let pushed = if carrier {
+                self.ring.push(kind | CARRIER, &[], deadline, |id| {
+                    frame::send(sock, &id, bytes, fds, false).map_err(|e| match e {
+                        WireError::Io(e) => e,
+                        other => io::Error::other(other.to_string()),
+                    })
+                })
+            } else {
+                self.ring.push(kind, &[bytes], deadline, |_| Ok(()))
+            };
+            match pushed {
+                Ok(()) => {
+                    if self.ring.has_sleepers(Wake::Data) > 0 {
+                        eventfd::ring(self.data_bell.as_fd());
+                    }
+                    return Ok(());
+                }
+                Err(PushError::TimedOut) => return Err(Fail::TimedOut),
+                Err(PushError::Fatal(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(Fail::Hangup);
+                }
+                Err(PushError::Fatal(e)) => return Err(broken(e)),
+                Err(PushError::Full) => {
+                    let Block::Until(deadline) = block else {
+                        return Err(Fail::WouldBlock);
+                    };
+                    let bell = self.space_bell.as_fd();
+                    match sleep(&self.ring, Wake::Space, bell, watch, deadline, || {
+                        self.ring.progress() != progress
+                    })
+                    .map_err(broken)?
+                    {
+                        Slept::Retry => {}
+                        Slept::Timeout => return Err(Fail::TimedOut),
+                        Slept::Hangup => return Err(Fail::Hangup),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receives one message and hands its kind, bytes and handles to
+    /// `decode`. A peer hang-up (`watch`) is reported only once every
+    /// message committed before it has been received.
+    pub(crate) fn recv<R>(
+        &self,
+        sock: BorrowedFd<'_>,
+        block: Block,
+        watch: Option<BorrowedFd<'_>>,
+        mut decode: impl FnMut(u32, &[u8], Vec<OwnedFd>) -> Result<R, Fault>,
+    ) -> Result<R, Fail> {
+        let deadline = match block {
+            Block::Never => None,
+            Block::Until(d) => d,
+        };
+        let mut hung_up = false;
+        loop {
+            let popped = self.ring.pop(deadline, |flags, payload| {
+                if flags & CARRIER == 0 {
+                    return decode(flags, payload, Vec::new());
+                }
+                let mut frame = take_carrier(sock, payload)?;
+                let fds = frame.take_fds();
+                decode(flags & !CARRIER, frame.payload(), fds)
+            });
+            match popped {
+                Ok(Some(out)) => {
+                    if self.ring.has_sleepers(Wake::Space) > 0 {
+                        eventfd::ring(self.space_bell.as_fd());
+                    }
+                    return out.map_err(Fail::Failed);
+                }
+                Ok(None) => {}
+                Err(PushError::TimedOut) => return Err(Fail::TimedOut),
+                Err(PushError::Fatal(e)) => return Err(broken(e)),
+                Err(PushError::Full) => unreachable!("pop never reports Full"),
+            }
+            if hung_up {
+                return Err(Fail::Hangup);
+            }
+            let Block::Until(deadline) = block else {
+                return Err(match watch.map(peer_gone) {
+                    Some(true) => Fail::Hangup,
+                    _ => Fail::WouldBlock,
+                });
+            };
+            let bell = self.data_bell.as_fd();
+            match sleep(&self.ring, Wake::Data, bell, watch, deadline, || {
+                !self.ring.is_empty()
+            })
+            .map_err(broken)?
+            {
+                Slept::Retry => {}
+                Slept::Timeout => return Err(Fail::TimedOut),
+                // One more look: what the peer committed before it went.
+                Slept::Hangup => hung_up = true,
+            }
+        }
+    }
+}
+
+/// Receives the socket part of the carrier record whose payload is `id`.
+/// Parts of earlier ids are orphans (their sender died between sending the
+/// part and committing the record) and are dropped.
+fn take_carrier(sock: BorrowedFd<'_>, id: &[u8]) -> Result<frame::Frame, Fault> {
+    let id: [u8; 8] = id
+        .try_into()
+        .map_err(|_| Fault::broken("carrier record of the wrong size"))?;
+    let id = u64::from_le_bytes(id);
+    let deadline = Instant::now() + CARRIER_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = sys::poll(&[sock], Some(left)).map_err(|e| Fault::broken(e.to_string()))?;
+        if !ready[0] {
+            return Err(Fault::broken(format!(
+                "the data of message {id} never arrived"
+            )));
+        }
+        let frame = match frame::recv(sock, true) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(Fault::broken("channel socket closed")),
+            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Fault::broken(e.to_string())),
+        };
+        let got: u64 = frame.envelope().map_err(|e| Fault::broken(e.to_string()))?;
+        if got == id {
+            return Ok(frame);
+        }
+        if got > id {
+            return Err(Fault::broken(format!(
+                "the data of message {id} is missing (found {got})"
+            )));
+        }
+    }
+}
+
+/// How a sleep ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Slept {
+    /// Something may have changed: try again.
+    Retry,
+    /// The deadline passed.
+    Timeout,
+    /// The peer's end of `watch` is closed.
+    Hangup,
+}
+
+/// Waits until `ready()` or the deadline: spins for [`SPIN`], then sleeps in
+/// `poll` on `bell` (and `watch`, whose hang-up ends the wait), registered
+/// as a sleeper on `what` so that the other side rings the bell.
+pub(crate) fn sleep(
+    ring: &Ring,
+    what: Wake,
+    bell: BorrowedFd<'_>,
+    watch: Option<BorrowedFd<'_>>,
+    deadline: Option<Instant>,
+    ready: impl Fn() -> bool,
+) -> io::Result<Slept> {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    while start.elapsed() < SPIN {
+        if ready() {
+            return Ok(Slept::Retry);
+        }
+        if spins < SPIN_HOT {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    let sleepers = ring.sleepers(what);
+    sleepers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let result = (|| {
+        if ready() {
+            return Ok(Slept::Retry);
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Slept::Timeout);
+                }
+                Some(left)
+            }
+        };
+        let mut fds = vec![libc::pollfd {
+            fd: bell.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(w) = watch {
+            fds.push(libc::pollfd {
+                fd: w.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            });
+        }
+        sys::poll_events(&mut fds, timeout)?;
+        if fds[0].revents & libc::POLLIN != 0 {
+            eventfd::take(bell);
+        }
+        if fds
+            .get(1)
+            .is_some_and(|p| p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
+        {
+            return Ok(Slept::Hangup);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !ready() {
+            return Ok(Slept::Timeout);
+        }
+        Ok(Slept::Retry)
+    })();
+    sleepers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    result
+}
+
+/// Whether the peer's end of socket `s` is closed (checked without waiting).
+pub(crate) fn peer_gone(s: BorrowedFd<'_>) -> bool {
+    let mut fds = [libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    }];
+    sys::poll_events(&mut fds, Some(Duration::ZERO)).is_ok()
+        && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
+}

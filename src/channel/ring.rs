@@ -1,0 +1,565 @@
+//! The shared-memory ring every channel is built on; its design is in
+//! `channel/README.md`.
+//!
+//! A ring is a header (two robust locks, positions, counters, sleeper
+//! counts) and a data area of `cap` bytes, both in one shared mapping.
+//! Records are `[len: u32][flags: u32][payload, padded to 8]`, written at
+//! monotonically increasing byte positions (`pos & (cap - 1)` is the offset);
+//! a record never wraps: a pad record fills the end of the area instead.
+//!
+//! Every position a reader uses is masked with a validated `cap`, and every
+//! length is checked against the space it claims, so a corrupt header gives
+//! an error, never an access outside the mapping.
+
+use crate::sys::mutex::{self, Acquired};
+use std::cell::UnsafeCell;
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::Instant;
+
+/// The bytes a ring header takes in a region (room to spare).
+pub(crate) const HEADER_LEN: usize = 1024;
+const MAGIC: u64 = 0x4d50_5249_4e47_0001; // "MPRING" v1
+const RECORD_HEADER: u64 = 8;
+/// Records smaller than this are padded up, so that a ring's record count is
+/// bounded by `cap / MIN_RECORD`.
+const MIN_RECORD: u64 = 16;
+/// A ring grown to this many times its initial size shrinks back when it
+/// empties, giving the memory back.
+const SHRINK_AT: u64 = 16;
+
+/// A pad record: skip it.
+pub(crate) const PAD: u32 = 1;
+/// A carrier record: its payload is an 8-byte id; the message itself went
+/// through the channel's socket, tagged with that id.
+pub(crate) const CARRIER: u32 = 1 << 8;
+
+/// One side's state: its lock and what only its holders write.
+#[repr(C, align(64))]
+struct Side {
+    lock: UnsafeCell<libc::pthread_mutex_t>,
+    /// Producers: the tail (next write position). Consumers: the head.
+    pos: AtomicU64,
+    /// Records committed (producers) or taken (consumers), ever.
+    count: AtomicU64,
+    /// The other side's `pos` as last read (under this side's lock).
+    seen: AtomicU64,
+    /// Producers: the next carrier id.
+    next_id: AtomicU64,
+}
+
+#[repr(C, align(64))]
+struct Shared {
+    magic: AtomicU64,
+    /// Current data capacity: a power of two, at most `reserve`. Changed
+    /// only with both locks held.
+    cap: AtomicU64,
+    initial_cap: AtomicU64,
+    reserve: AtomicU64,
+    /// Most records in the ring (`u64::MAX`: no bound).
+    bound: AtomicU64,
+    /// Set when a lock holder died; the next producer recounts.
+    recount: AtomicU32,
+}
+
+#[repr(C, align(64))]
+struct Sleepers {
+    /// Waiting for data.
+    data: AtomicU32,
+    /// Waiting for space.
+    space: AtomicU32,
+    /// Waiting for `done == put` (JoinableQueue).
+    join: AtomicU32,
+    /// `task_done` calls, ever (JoinableQueue).
+    done: AtomicU64,
+}
+
+#[repr(C)]
+struct Header {
+    shared: Shared,
+    prod: Side,
+    cons: Side,
+    sleepers: Sleepers,
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
+
+/// Why a push did not happen.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    /// No room now (or the bound is reached); retry after space frees up.
+    Full,
+    /// The lock could not be taken before the deadline.
+    TimedOut,
+    /// The record can never fit, or the OS failed.
+    Fatal(io::Error),
+}
+
+/// A view of a ring living in a shared mapping owned by someone else (the
+/// channel's `Region`), which must outlive it.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    hdr: *const Header,
+    data: *mut u8,
+}
+
+// SAFETY: the ring's memory is only accessed through atomics and under its
+// process-shared locks; the pointers are valid while the owning channel is.
+unsafe impl Send for Ring {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Ring {}
+
+/// Unlocks a side's lock when dropped.
+struct Held<'a> {
+    side: &'a Side,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a `Held` exists only while this thread holds the lock.
+        unsafe { mutex::unlock(self.side.lock.get()) }
+    }
+}
+
+fn pad8(n: u64) -> u64 {
+    (n + 7) & !7
+}
+
+fn record_size(payload: u64) -> u64 {
+    pad8(RECORD_HEADER + payload).max(MIN_RECORD)
+}
+
+impl Ring {
+    /// Initialises a ring at `hdr` with its data area at `data`.
+    ///
+    /// # Safety
+    /// `hdr` must point to `HEADER_LEN` zeroed, 64-byte-aligned bytes and
+    /// `data` to `reserve` bytes, both in a shared mapping that outlives the
+    /// ring and every `Ring` later attached to it; nobody else uses them yet.
+    pub(crate) unsafe fn init(
+        hdr: *mut u8,
+        data: *mut u8,
+        initial_cap: u64,
+        reserve: u64,
+        bound: u64,
+    ) -> io::Result<Ring> {
+        assert!(initial_cap.is_power_of_two() && initial_cap <= reserve && initial_cap >= 64);
+        let h = hdr.cast::<Header>();
+        // SAFETY: [1] `hdr` is valid, aligned and unused per the contract,
+        // and zeroed bytes are a valid `Header` (atomics and a mutex that
+        // `init` overwrites); [2] the locks are initialised before anyone
+        // else can see the ring.
+        unsafe {
+            mutex::init((*h).prod.lock.get())?;
+            mutex::init((*h).cons.lock.get())?;
+            let s = &(*h).shared;
+            s.cap.store(initial_cap, Ordering::Relaxed);
+            s.initial_cap.store(initial_cap, Ordering::Relaxed);
+            s.reserve.store(reserve, Ordering::Relaxed);
+            s.bound.store(bound, Ordering::Relaxed);
+            s.magic.store(MAGIC, Ordering::Release);
+        }
+        Ok(Ring { hdr: h, data })
+    }
+
+    /// Attaches to a ring that another process initialised, checking its
+    /// header against the `reserve` bytes its data area has here.
+    ///
+    /// # Safety
+    /// As [`Ring::init`], except that the bytes hold a ring (or garbage:
+    /// that is detected, not trusted).
+    pub(crate) unsafe fn attach(hdr: *mut u8, data: *mut u8, reserve: u64) -> Result<Ring, String> {
+        let ring = Ring {
+            hdr: hdr.cast::<Header>(),
+            data,
+        };
+        let s = &ring.h().shared;
+        if s.magic.load(Ordering::Acquire) != MAGIC {
+            return Err("not a multiproc ring (bad magic)".into());
+        }
+        if s.reserve.load(Ordering::Relaxed) != reserve {
+            return Err("ring geometry does not match its mapping".into());
+        }
+        ring.cap().map_err(|e| e.to_string())?;
+        Ok(ring)
+    }
+
+    fn h(&self) -> &Header {
+        // SAFETY: `hdr` points to a live header per the constructors' contracts.
+        unsafe { &*self.hdr }
+    }
+
+    /// The validated current capacity.
+    fn cap(&self) -> io::Result<u64> {
+        let s = &self.h().shared;
+        let cap = s.cap.load(Ordering::Relaxed);
+        if !cap.is_power_of_two() || cap > s.reserve.load(Ordering::Relaxed) || cap < 64 {
+            return Err(corrupt("capacity"));
+        }
+        Ok(cap)
+    }
+
+    fn lock<'a>(&self, side: &'a Side, deadline: Option<Instant>) -> Result<Held<'a>, PushError> {
+        // SAFETY: the lock was initialised by `Ring::init` and lives in the
+        // shared mapping, which outlives `self`.
+        match unsafe { mutex::lock(side.lock.get(), deadline) } {
+            Ok(Acquired::Clean) => Ok(Held { side }),
+            Ok(Acquired::OwnerDied) => {
+                self.h().shared.recount.store(1, Ordering::Relaxed);
+                Ok(Held { side })
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(PushError::TimedOut),
+            Err(e) => Err(PushError::Fatal(e)),
+        }
+    }
+
+    /// The largest payload a record can ever carry.
+    pub(crate) fn max_payload(&self) -> u64 {
+        self.h().shared.reserve.load(Ordering::Relaxed) / 2 - RECORD_HEADER
+    }
+
+    /// Appends one record whose payload is `parts` concatenated. `commit`
+    /// runs under the producers' lock once room is certain, with the
+    /// record's carrier id, before the record becomes visible; if it fails,
+    /// nothing is written.
+    pub(crate) fn push(
+        &self,
+        flags: u32,
+        parts: &[&[u8]],
+        deadline: Option<Instant>,
+        commit: impl FnOnce(u64) -> io::Result<()>,
+    ) -> Result<(), PushError> {
+        let carrier = flags & CARRIER != 0;
+        let len: u64 = if carrier {
+            8
+        } else {
+            parts.iter().map(|p| p.len() as u64).sum()
+        };
+        if len > self.max_payload() {
+            return Err(PushError::Fatal(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "record larger than the ring",
+            )));
+        }
+        let h = self.h();
+        let _held = self.lock(&h.prod, deadline)?;
+        if h.shared.recount.load(Ordering::Relaxed) != 0 {
+            self.recount(deadline)?;
+        }
+        let size = record_size(len);
+        let (tail, offset, pad) = loop {
+            let cap = self.cap().map_err(PushError::Fatal)?;
+            let tail = h.prod.pos.load(Ordering::Relaxed);
+            let offset = tail & (cap - 1);
+            let to_end = cap - offset;
+            let need = if size <= to_end { size } else { to_end + size };
+            let used = |head: u64| tail.wrapping_sub(head);
+            let mut head = h.prod.seen.load(Ordering::Relaxed);
+            if used(head) + need > cap {
+                head = h.cons.pos.load(Ordering::Acquire);
+                h.prod.seen.store(head, Ordering::Relaxed);
+            }
+            if used(head) > cap {
+                return Err(PushError::Fatal(corrupt("positions")));
+            }
+            if used(head) + need <= cap {
+                let bound = h.shared.bound.load(Ordering::Relaxed);
+                if bound != u64::MAX && self.len() >= bound {
+                    return Err(PushError::Full);
+                }
+                break (tail, offset, need != size);
+            }
+            if !self.grow(used(head) + need, deadline)? {
+                return Err(PushError::Full);
+            }
+        };
+        let cap = self.cap().map_err(PushError::Fatal)?;
+        let id = h.prod.next_id.fetch_add(1, Ordering::Relaxed);
+        commit(id).map_err(PushError::Fatal)?;
+        let id_bytes = id.to_le_bytes();
+        let id_parts: [&[u8]; 1] = [&id_bytes];
+        let parts = if carrier { &id_parts[..] } else { parts };
+        let mut at = tail;
+        // SAFETY: [1] `offset + size <= cap` (or a pad first, then offset 0),
+        // and `cap <= reserve`, the data area's length; [2] that space is
+        // free: consumers have moved past it (`used + need <= cap`) and
+        // other producers are excluded by the lock.
+        unsafe {
+            if pad {
+                self.write_header(offset, (cap - offset - RECORD_HEADER) as u32, PAD);
+                at += cap - offset;
+            }
+            let off = at & (cap - 1);
+            self.write_header(off, len as u32, flags);
+            let mut dst = self.data.add((off + RECORD_HEADER) as usize);
+            for p in parts {
+                std::ptr::copy_nonoverlapping(p.as_ptr(), dst, p.len());
+                dst = dst.add(p.len());
+            }
+        }
+        h.prod.pos.store(at + size, Ordering::Release);
+        h.prod.count.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// # Safety
+    /// `offset + 8 <= cap` and this thread owns the space there.
+    unsafe fn write_header(&self, offset: u64, len: u32, flags: u32) {
+        let word = (len as u64) | ((flags as u64) << 32);
+        // SAFETY: per the contract; offsets are multiples of 8.
+        unsafe { self.data.add(offset as usize).cast::<u64>().write(word) }
+    }
+
+    /// Doubles the capacity until `need` bytes fit, moving the live records
+    /// to their offsets under the new capacity. Holds the producers' lock;
+    /// takes the consumers'. `false`: the reserve is exhausted.
+    fn grow(&self, need: u64, deadline: Option<Instant>) -> Result<bool, PushError> {
+        let h = self.h();
+        let s = &h.shared;
+        let cap = self.cap().map_err(PushError::Fatal)?;
+        let mut new_cap = cap;
+        while new_cap < need {
+            new_cap *= 2;
+        }
+        if new_cap > s.reserve.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let _cons = self.lock(&h.cons, deadline)?;
+        let head = h.cons.pos.load(Ordering::Acquire);
+        let tail = h.prod.pos.load(Ordering::Relaxed);
+        let live = tail.wrapping_sub(head);
+        if live > cap {
+            return Err(PushError::Fatal(corrupt("positions")));
+        }
+        let mut saved = vec![0u8; live as usize];
+        // SAFETY: [1] both locks are held, so nobody reads or writes the
+        // data area; [2] every range below is inside `[0, new_cap)`, within
+        // the reserve; [3] `saved` holds `live` bytes.
+        unsafe {
+            self.copy_out(head, cap, &mut saved);
+            self.copy_in(head, new_cap, &saved);
+        }
+        s.cap.store(new_cap, Ordering::Relaxed);
+        h.prod.seen.store(head, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// # Safety
+    /// Both locks held; `buf.len() <= cap <= reserve`.
+    unsafe fn copy_out(&self, from: u64, cap: u64, buf: &mut [u8]) {
+        let off = (from & (cap - 1)) as usize;
+        let first = buf.len().min(cap as usize - off);
+        // SAFETY: per the contract, both ranges lie in `[0, cap)`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.add(off), buf.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                self.data,
+                buf.as_mut_ptr().add(first),
+                buf.len() - first,
+            );
+        }
+    }
+
+    /// # Safety
+    /// As `copy_out`.
+    unsafe fn copy_in(&self, from: u64, cap: u64, buf: &[u8]) {
+        let off = (from & (cap - 1)) as usize;
+        let first = buf.len().min(cap as usize - off);
+        // SAFETY: per the contract, both ranges lie in `[0, cap)`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.data.add(off), first);
+            std::ptr::copy_nonoverlapping(buf.as_ptr().add(first), self.data, buf.len() - first);
+        }
+    }
+
+    /// After a lock holder died: makes the producers' count agree with the
+    /// records in the ring. Holds the producers' lock; takes the consumers'.
+    fn recount(&self, deadline: Option<Instant>) -> Result<(), PushError> {
+        let h = self.h();
+        let _cons = self.lock(&h.cons, deadline)?;
+        h.shared.recount.store(0, Ordering::Relaxed);
+        let cap = self.cap().map_err(PushError::Fatal)?;
+        let (mut at, tail) = (
+            h.cons.pos.load(Ordering::Relaxed),
+            h.prod.pos.load(Ordering::Relaxed),
+        );
+        let mut n = 0u64;
+        while at != tail {
+            let (len, flags, size) = self.read_header(at, cap, tail).map_err(PushError::Fatal)?;
+            let _ = len;
+            if flags != PAD {
+                n += 1;
+            }
+            at += size;
+        }
+        let got = h.cons.count.load(Ordering::Relaxed);
+        h.prod.count.store(got + n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads and checks the record header at `at` (`at != tail`): its
+    /// payload length, flags and whole size.
+    fn read_header(&self, at: u64, cap: u64, tail: u64) -> io::Result<(u64, u32, u64)> {
+        let off = at & (cap - 1);
+        if !off.is_multiple_of(8) || tail.wrapping_sub(at) > cap {
+            return Err(corrupt("positions"));
+        }
+        // SAFETY: `off` is 8-aligned and `< cap <= reserve`, so the 8 bytes
+        // lie in the data area; the record was published by the producer's
+        // release store of `pos` that our acquire load of it observed.
+        let word = unsafe { self.data.add(off as usize).cast::<u64>().read() };
+        let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
+        let size = if flags == PAD {
+            pad8(RECORD_HEADER + len)
+        } else {
+            record_size(len)
+        };
+        if off + size > cap || size > tail.wrapping_sub(at) {
+            return Err(corrupt("record length"));
+        }
+        Ok((len, flags, size))
+    }
+
+    /// Takes the oldest record, if any, handing its flags and payload to
+    /// `take` under the consumers' lock. The record is consumed whatever
+    /// `take` returns. `Ok(None)`: the ring is empty.
+    pub(crate) fn pop<R>(
+        &self,
+        deadline: Option<Instant>,
+        take: impl FnOnce(u32, &[u8]) -> R,
+    ) -> Result<Option<R>, PushError> {
+        let h = self.h();
+        let _held = self.lock(&h.cons, deadline)?;
+        loop {
+            let head = h.cons.pos.load(Ordering::Relaxed);
+            let mut tail = h.cons.seen.load(Ordering::Relaxed);
+            if head == tail {
+                tail = h.prod.pos.load(Ordering::Acquire);
+                h.cons.seen.store(tail, Ordering::Relaxed);
+                if head == tail {
+                    return Ok(None);
+                }
+            }
+            let cap = self.cap().map_err(PushError::Fatal)?;
+            let (len, flags, size) = self
+                .read_header(head, cap, tail)
+                .map_err(PushError::Fatal)?;
+            if flags == PAD {
+                h.cons.pos.store(head + size, Ordering::Release);
+                continue;
+            }
+            let off = (head & (cap - 1)) + RECORD_HEADER;
+            // SAFETY: `read_header` checked that the record lies within the
+            // data area and before the tail; producers do not touch it
+            // until `pos` moves past it, which needs this lock.
+            let payload =
+                unsafe { std::slice::from_raw_parts(self.data.add(off as usize), len as usize) };
+            let out = take(flags, payload);
+            h.cons.pos.store(head + size, Ordering::Release);
+            h.cons.count.fetch_add(1, Ordering::Release);
+            if head + size == tail
+                && cap >= SHRINK_AT * h.shared.initial_cap.load(Ordering::Relaxed)
+            {
+                self.shrink(cap);
+            }
+            return Ok(Some(out));
+        }
+    }
+
+    /// Gives a grown ring's memory back once it is empty. Holds the
+    /// consumers' lock; takes the producers' only if it is free (the lock
+    /// order is producers first).
+    fn shrink(&self, cap: u64) {
+        let h = self.h();
+        // SAFETY: the lock was initialised by `Ring::init` and lives in the
+        // shared mapping, which outlives `self`.
+        let Ok(Some(acquired)) = (unsafe { mutex::try_lock(h.prod.lock.get()) }) else {
+            return;
+        };
+        let _prod = Held { side: &h.prod };
+        if acquired == Acquired::OwnerDied {
+            h.shared.recount.store(1, Ordering::Relaxed);
+        }
+        if h.prod.pos.load(Ordering::Relaxed) != h.cons.pos.load(Ordering::Relaxed) {
+            return;
+        }
+        let initial = h.shared.initial_cap.load(Ordering::Relaxed);
+        h.shared.cap.store(initial, Ordering::Relaxed);
+        // SAFETY: `[initial, cap)` of the data area is inside the mapping
+        // and holds no record (the ring is empty, both locks are held).
+        unsafe {
+            crate::sys::shm::discard(self.data.add(initial as usize), (cap - initial) as usize)
+        };
+    }
+
+    /// Records in the ring now (approximate while others work).
+    pub(crate) fn len(&self) -> u64 {
+        let h = self.h();
+        let got = h.cons.count.load(Ordering::Acquire);
+        h.prod.count.load(Ordering::Acquire).saturating_sub(got)
+    }
+
+    /// Changes whenever room may have appeared (a record taken, the ring
+    /// grown): what a producer waiting for space watches.
+    pub(crate) fn progress(&self) -> u64 {
+        let h = self.h();
+        h.cons.pos.load(Ordering::Acquire) ^ h.shared.cap.load(Ordering::Relaxed).rotate_left(40)
+    }
+
+    /// Whether the ring holds no record now.
+    pub(crate) fn is_empty(&self) -> bool {
+        let h = self.h();
+        h.cons.pos.load(Ordering::Acquire) == h.prod.pos.load(Ordering::Acquire)
+    }
+
+    /// Whether the bound is reached now.
+    pub(crate) fn is_full(&self) -> bool {
+        let bound = self.h().shared.bound.load(Ordering::Relaxed);
+        bound != u64::MAX && self.len() >= bound
+    }
+
+    /// The sleeper counter for `what`.
+    pub(crate) fn sleepers(&self, what: Wake) -> &AtomicU32 {
+        let s = &self.h().sleepers;
+        match what {
+            Wake::Data => &s.data,
+            Wake::Space => &s.space,
+            Wake::Join => &s.join,
+        }
+    }
+
+    /// Whether someone sleeps on `what` (after a full fence, so that a
+    /// sleeper that registered before our last store is seen).
+    pub(crate) fn has_sleepers(&self, what: Wake) -> u32 {
+        fence(Ordering::SeqCst);
+        self.sleepers(what).load(Ordering::Relaxed)
+    }
+
+    /// Records ever committed (JoinableQueue's `put` count).
+    pub(crate) fn put_count(&self) -> u64 {
+        self.h().prod.count.load(Ordering::Acquire)
+    }
+
+    /// `task_done` calls so far.
+    pub(crate) fn done(&self) -> &AtomicU64 {
+        &self.h().sleepers.done
+    }
+}
+
+/// What a sleeper waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// A record to take.
+    Data,
+    /// Room to put one.
+    Space,
+    /// Every task done.
+    Join,
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("shared ring corrupted: bad {what}"),
+    )
+}
