@@ -30,6 +30,11 @@ pub trait Waitable {
         let _ = on;
     }
 
+    /// Called when `ready_fd` fired but the object is not ready (a stale
+    /// doorbell): clears what would fire again.
+    #[doc(hidden)]
+    fn settle(&self) {}
+
     /// Whether the object is ready now, when it can tell without the
     /// descriptor (`None`: trust the descriptor).
     #[doc(hidden)]
@@ -145,6 +150,11 @@ fn wait_armed(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Ve
             return Ok(Vec::new());
         }
         if fds.iter().any(|p| p.revents != 0) {
+            for (p, &i) in fds.iter().zip(&owner) {
+                if p.revents != 0 {
+                    objects[i].settle();
+                }
+            }
             // A doorbell rang for a message someone else took: look again
             // shortly, leaving the token to whoever sleeps in `get`.
             std::thread::sleep(STALE_PAUSE);

@@ -8,6 +8,7 @@ use crate::sys::{self, eventfd};
 use crate::wire::{WireError, frame};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A raw-bytes record ([`Connection::send_bytes`](crate::Connection::send_bytes)).
@@ -18,6 +19,10 @@ pub(crate) const BYTES: u32 = 2;
 const SPIN: Duration = Duration::from_micros(50);
 /// Spins this many times with a pause hint before yielding the CPU.
 const SPIN_HOT: u32 = 2_000;
+/// Longest single sleep before looking at the ring again.
+const SLICE: Duration = Duration::from_millis(100);
+/// As `SLICE`, for `JoinableQueue::join`, whose bell every joiner drains.
+const JOIN_SLICE: Duration = Duration::from_millis(20);
 /// How long a consumer waits for the socket part of a carrier record that
 /// is already committed (it was sent before the record).
 const CARRIER_WAIT: Duration = Duration::from_secs(10);
@@ -98,6 +103,11 @@ impl Lane {
                     if self.ring.has_sleepers(Wake::Data) > 0 {
                         eventfd::ring(self.data_bell.as_fd());
                     }
+                    // Pass the baton: a producer that slept for room may
+                    // find some now (woken sleepers drain the bell).
+                    if self.ring.sleepers(Wake::Space).load(Ordering::Relaxed) > 0 {
+                        eventfd::ring(self.space_bell.as_fd());
+                    }
                     return Ok(());
                 }
                 Err(PushError::TimedOut) => return Err(Fail::TimedOut),
@@ -153,6 +163,13 @@ impl Lane {
                     if self.ring.has_sleepers(Wake::Space) > 0 {
                         eventfd::ring(self.space_bell.as_fd());
                     }
+                    // Pass the baton: a woken sleeper drains the bell, so
+                    // another sleeper may still need waking for what is left.
+                    if self.ring.sleepers(Wake::Data).load(Ordering::Relaxed) > 0
+                        && !self.ring.is_empty()
+                    {
+                        eventfd::ring(self.data_bell.as_fd());
+                    }
                     return out.map_err(Fail::Failed);
                 }
                 Ok(None) => {}
@@ -180,6 +197,19 @@ impl Lane {
                 // One more look: what the peer committed before it went.
                 Slept::Hangup => hung_up = true,
             }
+        }
+    }
+}
+
+impl Lane {
+    /// For [`wait`](crate::wait) after a wake-up that found nothing: takes
+    /// the stale tokens, and puts one back if a message arrived meanwhile
+    /// (for the sleeper it may be meant for).
+    pub(crate) fn settle_data_bell(&self) {
+        let bell = self.data_bell.as_fd();
+        while eventfd::take(bell) {}
+        if !self.ring.is_empty() {
+            eventfd::ring(bell);
         }
     }
 }
@@ -255,7 +285,7 @@ pub(crate) fn sleep(
         }
     }
     let sleepers = ring.sleepers(what);
-    sleepers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    sleepers.fetch_add(1, Ordering::SeqCst);
     let result = (|| {
         if ready() {
             return Ok(Slept::Retry);
@@ -282,9 +312,20 @@ pub(crate) fn sleep(
                 revents: 0,
             });
         }
-        sys::poll_events(&mut fds, timeout)?;
+        // A backstop: sleep in slices, so that even a wake-up lost to a
+        // bug or to a sleeper that died with its registration costs a
+        // delay, never a hang.
+        let slice = if what == Wake::Join {
+            JOIN_SLICE
+        } else {
+            SLICE
+        };
+        sys::poll_events(&mut fds, Some(timeout.map_or(slice, |t| t.min(slice))))?;
         if fds[0].revents & libc::POLLIN != 0 {
-            eventfd::take(bell);
+            // Take every token: stale ones (from a sleeper that died
+            // registered) would otherwise wake us again and again. Whoever
+            // takes a message passes the baton to the next sleeper.
+            while eventfd::take(bell) {}
         }
         if fds
             .get(1)
@@ -297,7 +338,7 @@ pub(crate) fn sleep(
         }
         Ok(Slept::Retry)
     })();
-    sleepers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    sleepers.fetch_sub(1, Ordering::SeqCst);
     result
 }
 

@@ -54,7 +54,10 @@ impl Pipe {
     ///
     /// # Errors
     /// The OS refused the shared memory, socket or doorbells.
-    #[allow(clippy::new_ret_no_self, reason = "a pipe is its two ends, as in Python")]
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "a pipe is its two ends, as in Python"
+    )]
     pub fn new<T>() -> Result<(Connection<T>, Connection<T>), Error> {
         Pipe::with_types()
     }
@@ -400,6 +403,10 @@ impl<S, R> Waitable for Connection<S, R> {
 
     fn ready_now(&self) -> Option<bool> {
         Some(!self.in_lane().ring.is_empty() || peer_gone(self.sock.as_fd()))
+    }
+
+    fn settle(&self) {
+        self.in_lane().settle_data_bell();
     }
 }
 

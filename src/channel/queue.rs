@@ -343,6 +343,10 @@ impl<T> Waitable for Queue<T> {
     fn ready_now(&self) -> Option<bool> {
         Some(!self.is_empty())
     }
+
+    fn settle(&self) {
+        self.shared.lane.settle_data_bell();
+    }
 }
 
 impl<T> Serialize for Queue<T> {
@@ -469,6 +473,9 @@ impl<T> Waitable for SimpleQueue<T> {
     }
     fn ready_now(&self) -> Option<bool> {
         self.queue.ready_now()
+    }
+    fn settle(&self) {
+        self.queue.settle()
     }
 }
 
@@ -625,5 +632,8 @@ impl<T> Waitable for JoinableQueue<T> {
     }
     fn ready_now(&self) -> Option<bool> {
         self.queue.ready_now()
+    }
+    fn settle(&self) {
+        self.queue.settle()
     }
 }
