@@ -8,6 +8,7 @@
 mod output;
 mod python;
 mod raw;
+mod raw_ipc;
 mod workloads;
 
 use std::process::ExitCode;

@@ -13,9 +13,11 @@ struct JsonRow<'a> {
     unit: &'a str,
     python: Option<f64>,
     raw: Option<f64>,
+    bound: &'a str,
 }
 
-/// `row` as one line of JSON: `{"workload":..,"variant":..,"value":..,"unit":..,"python":..,"raw":..}`.
+/// `row` as one line of JSON:
+/// `{"workload":..,"variant":..,"value":..,"unit":..,"python":..,"raw":..,"bound":..}`.
 pub fn json_line(row: &Row) -> String {
     let json = JsonRow {
         workload: row.workload,
@@ -24,11 +26,14 @@ pub fn json_line(row: &Row) -> String {
         unit: row.unit,
         python: row.python,
         raw: row.raw,
+        bound: row.bound,
     };
     serde_json::to_string(&json).expect("a row always serializes")
 }
 
-const HEADER: [&str; 7] = [
+const COLUMNS: usize = 8;
+
+const HEADER: [&str; COLUMNS] = [
     "workload",
     "variant",
     "multiproc",
@@ -36,14 +41,15 @@ const HEADER: [&str; 7] = [
     "raw",
     "vs python",
     "vs raw",
+    "raw bound",
 ];
 
 /// Which columns are numbers (right-aligned).
-const NUMERIC: [bool; 7] = [false, false, true, true, true, true, true];
+const NUMERIC: [bool; COLUMNS] = [false, false, true, true, true, true, true, false];
 
 /// `rows` as a Markdown table, followed by a legend; cells without a value are `-`.
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; COLUMNS]> = rows
         .iter()
         .map(|row| {
             [
@@ -54,6 +60,7 @@ pub fn table(rows: &[Row]) -> String {
                 value_cell(row.raw, row.unit),
                 ratio_cell(row.vs_python()),
                 ratio_cell(row.vs_raw()),
+                row.bound.to_string(),
             ]
         })
         .collect();
@@ -85,12 +92,13 @@ pub fn table(rows: &[Row]) -> String {
     }
     out.push_str(
         "\nvs python: how many times faster than Python's multiprocessing (> 1 = multiproc wins)\n\
-         vs raw: multiproc's cost over the raw OS bound (1.0 = at the bound)\n",
+         vs raw: multiproc's cost over the raw OS bound (1.0 = at the bound)\n\
+         raw bound: what the raw column measured (see bench/README.md)\n",
     );
     out
 }
 
-fn push_line(out: &mut String, cells: &[String; 7], widths: &[usize; 7]) {
+fn push_line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) {
     out.push('|');
     for ((cell, &width), numeric) in cells.iter().zip(widths).zip(NUMERIC) {
         if numeric {
@@ -145,6 +153,7 @@ mod tests {
             value: Some(50.0),
             python: Some(1234.0),
             raw: None,
+            bound: "fork+wait",
         }
     }
 
@@ -152,7 +161,7 @@ mod tests {
     fn json_has_nulls_for_missing_values() {
         assert_eq!(
             json_line(&row()),
-            r#"{"workload":"start_join","variant":"fork","value":50.0,"unit":"us/op","python":1234.0,"raw":null}"#
+            r#"{"workload":"start_join","variant":"fork","value":50.0,"unit":"us/op","python":1234.0,"raw":null,"bound":"fork+wait"}"#
         );
     }
 
@@ -164,6 +173,7 @@ mod tests {
         assert!(line.contains("1234 us/op"), "{line}");
         assert!(line.contains("24.7×"), "{line}");
         assert!(line.contains(" - |"), "{line}");
+        assert!(line.ends_with("| fork+wait |"), "{line}");
     }
 
     #[test]

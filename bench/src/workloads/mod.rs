@@ -5,6 +5,12 @@
 //! `mod <name>;` and `<name>::WORKLOAD` to [`ALL`] below, and its Python counterpart
 //! `bench/python/<name>.py`.
 
+mod bulk_64mib;
+mod peer;
+mod pipe_roundtrip;
+mod pipe_throughput;
+mod queue_roundtrip;
+mod queue_throughput;
 mod start_join;
 
 use std::fmt::Display;
@@ -13,7 +19,14 @@ use std::time::Instant;
 use crate::python::Python;
 
 /// Every workload, in the order a full run measures them.
-pub const ALL: &[Workload] = &[start_join::WORKLOAD];
+pub const ALL: &[Workload] = &[
+    start_join::WORKLOAD,
+    queue_throughput::WORKLOAD,
+    pipe_throughput::WORKLOAD,
+    pipe_roundtrip::WORKLOAD,
+    queue_roundtrip::WORKLOAD,
+    bulk_64mib::WORKLOAD,
+];
 
 /// One benchmark: measures one or more variants and reports a [`Row`] for each.
 #[derive(Debug)]
@@ -41,8 +54,7 @@ pub fn names() -> String {
 pub enum Better {
     /// Latencies, costs per operation (`us/op`).
     Lower,
-    /// Throughputs (`MB/s`, `ops/s`).
-    #[allow(dead_code, reason = "for the throughput workloads still to come")]
+    /// Throughputs (`Mmsg/s`, `GiB/s`).
     Higher,
 }
 
@@ -60,6 +72,9 @@ pub struct Row {
     pub python: Option<f64>,
     /// The raw OS bound: the same work done with bare system calls.
     pub raw: Option<f64>,
+    /// What `raw` measured, in a few words (`"fork+wait"`, `"futex ping-pong"`); a workload
+    /// compared with two bounds reports one row per bound, told apart by this.
+    pub bound: &'static str,
 }
 
 impl Row {
@@ -173,6 +188,7 @@ mod tests {
             value: Some(10.0),
             python: Some(40.0),
             raw: Some(5.0),
+            bound: "b",
         }
     }
 

@@ -33,6 +33,16 @@ enum RawBound {
     ForkExec,
 }
 
+impl RawBound {
+    /// The row's `bound`.
+    fn name(self) -> &'static str {
+        match self {
+            RawBound::Fork => "fork+wait",
+            RawBound::ForkExec => "fork+exec+wait",
+        }
+    }
+}
+
 /// One row: a multiproc start method and what it is compared with.
 #[derive(Debug)]
 struct Variant {
@@ -95,6 +105,7 @@ fn run(ctx: &mut Ctx) -> Vec<Row> {
             value,
             python,
             raw,
+            bound: variant.raw.name(),
         });
     }
     rows
