@@ -123,13 +123,17 @@ fn wait_armed(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Ve
         }
     }
     loop {
-        let now: Vec<usize> = (0..objects.len())
-            .filter(|&i| objects[i].ready_now() == Some(true))
+        let now: Vec<bool> = objects
+            .iter()
+            .map(|o| o.ready_now() == Some(true))
             .collect();
-        if !now.is_empty() {
-            return Ok(now);
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // Something is ready already: only look (without waiting) at the
+        // descriptors of the others, so that every ready one is reported.
+        let left = if now.contains(&true) {
+            Some(Duration::ZERO)
+        } else {
+            deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        };
         for p in fds.iter_mut() {
             p.revents = 0;
         }
@@ -138,7 +142,7 @@ fn wait_armed(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Ve
         for (p, &i) in fds.iter().zip(&owner) {
             let fired = p.revents != 0;
             let is_hangup = p.events == 0;
-            let counts = fired && (is_hangup || objects[i].ready_now().unwrap_or(true));
+            let counts = now[i] || (fired && (is_hangup || objects[i].ready_now().unwrap_or(true)));
             if counts && ready.last() != Some(&i) {
                 ready.push(i);
             }

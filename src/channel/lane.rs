@@ -100,12 +100,13 @@ impl Lane {
             };
             match pushed {
                 Ok(()) => {
-                    if self.ring.has_sleepers(Wake::Data) > 0 {
+                    self.ring.fence();
+                    if self.ring.should_ring(Wake::Data) {
                         eventfd::ring(self.data_bell.as_fd());
                     }
                     // Pass the baton: a producer that slept for room may
                     // find some now (woken sleepers drain the bell).
-                    if self.ring.sleepers(Wake::Space).load(Ordering::Relaxed) > 0 {
+                    if self.ring.should_ring(Wake::Space) {
                         eventfd::ring(self.space_bell.as_fd());
                     }
                     return Ok(());
@@ -160,13 +161,15 @@ impl Lane {
             });
             match popped {
                 Ok(Some(out)) => {
-                    if self.ring.has_sleepers(Wake::Space) > 0 {
+                    self.ring.fence();
+                    if self.ring.should_ring(Wake::Space) {
                         eventfd::ring(self.space_bell.as_fd());
                     }
                     // Pass the baton: a woken sleeper drains the bell, so
                     // another sleeper may still need waking for what is left.
                     if self.ring.sleepers(Wake::Data).load(Ordering::Relaxed) > 0
                         && !self.ring.is_empty()
+                        && self.ring.should_ring(Wake::Data)
                     {
                         eventfd::ring(self.data_bell.as_fd());
                     }
@@ -284,8 +287,7 @@ pub(crate) fn sleep(
             std::thread::yield_now();
         }
     }
-    let sleepers = ring.sleepers(what);
-    sleepers.fetch_add(1, Ordering::SeqCst);
+    ring.register(what);
     let result = (|| {
         if ready() {
             return Ok(Slept::Retry);
@@ -338,7 +340,7 @@ pub(crate) fn sleep(
         }
         Ok(Slept::Retry)
     })();
-    sleepers.fetch_sub(1, Ordering::SeqCst);
+    ring.unregister(what);
     result
 }
 

@@ -245,7 +245,7 @@ impl<S, R> Connection<S, R> {
     ///
     /// # Examples
     /// ```
-    /// let (a, b) = multiproc::Pipe::<u8>::new().unwrap();
+    /// let (a, b) = multiproc::Pipe::new::<u8>().unwrap();
     /// a.send_bytes(b"raw").unwrap();
     /// assert_eq!(b.recv_bytes().unwrap(), b"raw");
     /// ```
@@ -393,11 +393,11 @@ impl<S, R> Waitable for Connection<S, R> {
     }
 
     fn arm(&self, on: bool) {
-        let s = self.in_lane().ring.sleepers(Wake::Data);
+        let ring = &self.in_lane().ring;
         if on {
-            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ring.register(Wake::Data);
         } else {
-            s.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            ring.unregister(Wake::Data);
         }
     }
 

@@ -332,11 +332,10 @@ impl<T> Waitable for Queue<T> {
     }
 
     fn arm(&self, on: bool) {
-        let s = self.ring().sleepers(Wake::Data);
         if on {
-            s.fetch_add(1, Ordering::SeqCst);
+            self.ring().register(Wake::Data);
         } else {
-            s.fetch_sub(1, Ordering::SeqCst);
+            self.ring().unregister(Wake::Data);
         }
     }
 
@@ -574,8 +573,8 @@ impl<T> JoinableQueue<T> {
                 Err(now) => d = now,
             }
         }
-        let sleepers = ring.has_sleepers(Wake::Join);
-        for _ in 0..sleepers {
+        ring.fence();
+        if ring.should_ring(Wake::Join) {
             eventfd::ring(self.queue.join_bell());
         }
         Ok(())

@@ -72,6 +72,12 @@ struct Sleepers {
     join: AtomicU32,
     /// `task_done` calls, ever (JoinableQueue).
     done: AtomicU64,
+    /// Set by each new sleeper, cleared by the one who rings the bell: a
+    /// burst of commits rings once per sleep, not once per commit, and a
+    /// sleeper that died registered stops costing anything.
+    data_armed: AtomicU32,
+    space_armed: AtomicU32,
+    join_armed: AtomicU32,
 }
 
 #[repr(C)]
@@ -298,7 +304,9 @@ impl Ring {
             }
         }
         h.prod.pos.store(at + size, Ordering::Release);
-        h.prod.count.fetch_add(1, Ordering::Release);
+        // Only lock holders write the count: no read-modify-write needed.
+        let n = h.prod.count.load(Ordering::Relaxed);
+        h.prod.count.store(n + 1, Ordering::Release);
         Ok(())
     }
 
@@ -456,7 +464,8 @@ impl Ring {
                 unsafe { std::slice::from_raw_parts(self.data.add(off as usize), len as usize) };
             let out = take(flags, payload);
             h.cons.pos.store(head + size, Ordering::Release);
-            h.cons.count.fetch_add(1, Ordering::Release);
+            let n = h.cons.count.load(Ordering::Relaxed);
+            h.cons.count.store(n + 1, Ordering::Release);
             if head + size == tail
                 && cap >= SHRINK_AT * h.shared.initial_cap.load(Ordering::Relaxed)
             {
@@ -528,11 +537,40 @@ impl Ring {
         }
     }
 
-    /// Whether someone sleeps on `what` (after a full fence, so that a
-    /// sleeper that registered before our last store is seen).
-    pub(crate) fn has_sleepers(&self, what: Wake) -> u32 {
+    fn armed(&self, what: Wake) -> &AtomicU32 {
+        let s = &self.h().sleepers;
+        match what {
+            Wake::Data => &s.data_armed,
+            Wake::Space => &s.space_armed,
+            Wake::Join => &s.join_armed,
+        }
+    }
+
+    /// Registers the caller as a sleeper on `what`. The caller must check
+    /// its condition again afterwards, then sleep, then call
+    /// [`Ring::unregister`].
+    pub(crate) fn register(&self, what: Wake) {
+        self.sleepers(what).fetch_add(1, Ordering::SeqCst);
+        self.armed(what).store(1, Ordering::SeqCst);
+    }
+
+    /// Undoes [`Ring::register`].
+    pub(crate) fn unregister(&self, what: Wake) {
+        self.sleepers(what).fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// A full fence: orders the caller's last commit before the
+    /// [`Ring::should_ring`] checks that follow (the sleeper's side of this
+    /// Dekker pair is `register` then a check of the ring).
+    pub(crate) fn fence(&self) {
         fence(Ordering::SeqCst);
-        self.sleepers(what).load(Ordering::Relaxed)
+    }
+
+    /// After [`Ring::fence`]: whether the caller must ring `what`'s bell
+    /// (someone sleeps, and nobody rang since they went to sleep).
+    pub(crate) fn should_ring(&self, what: Wake) -> bool {
+        self.sleepers(what).load(Ordering::Relaxed) > 0
+            && self.armed(what).swap(0, Ordering::SeqCst) == 1
     }
 
     /// Records ever committed (JoinableQueue's `put` count).

@@ -249,3 +249,24 @@ fn queue_travels_through_a_pipe_and_a_pipe_through_a_queue() {
     x.send(4).unwrap();
     assert_eq!(y.recv().unwrap(), 4);
 }
+
+/// A user-defined waitable: ready when its socket has a message.
+struct Readable(std::os::fd::OwnedFd);
+
+impl crate::Waitable for Readable {
+    fn ready_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.as_fd()
+    }
+}
+
+#[test]
+fn wait_reports_every_ready_object_not_only_channels() {
+    let (x, y) = crate::sys::socket::seqpacket_pair().unwrap();
+    crate::sys::socket::send_msg(std::os::fd::AsFd::as_fd(&x), &[b"!"], &[], false).unwrap();
+    let user = Readable(y);
+    let q = Queue::<u8>::new().unwrap();
+    q.put(1).unwrap();
+    let ready = crate::wait(&[&q, &user], Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(ready, vec![0, 1]);
+}
