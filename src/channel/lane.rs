@@ -2,14 +2,22 @@
 //! blocking logic (spin, then sleep in `poll`) that queues and connections
 //! share.
 
-use super::ring::{CARRIER, PushError, Ring, Wake};
+use super::ring::{CARRIER, Consuming, PushError, Ring, Wake};
 use crate::error::Fault;
 use crate::sys::{self, eventfd};
 use crate::wire::{WireError, frame};
+use std::borrow::Cow;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// The first chunk of a large connection message: `[total: u64][bytes]`.
+const STREAM_HEAD: u32 = 1 << 9;
+/// A further chunk of it.
+const STREAM_MORE: u32 = 1 << 10;
+/// Bytes per chunk of a streamed message.
+const STREAM_CHUNK: usize = 32 << 10;
 
 /// A raw-bytes record ([`Connection::send_bytes`](crate::Connection::send_bytes)).
 pub(crate) const BYTES: u32 = 2;
@@ -81,7 +89,11 @@ impl Lane {
         block: Block,
         watch: Option<BorrowedFd<'_>>,
     ) -> Result<(), Fail> {
-        let carrier = !fds.is_empty() || bytes.len() > inline_max;
+        let large = bytes.len() > inline_max;
+        if large && fds.is_empty() && watch.is_some() {
+            return self.send_stream(kind, bytes, watch);
+        }
+        let carrier = !fds.is_empty() || large;
         let deadline = match block {
             Block::Never => None,
             Block::Until(d) => d,
@@ -135,15 +147,15 @@ impl Lane {
         }
     }
 
-    /// Receives one message and hands its kind, bytes and handles to
-    /// `decode`. A peer hang-up (`watch`) is reported only once every
+    /// Receives one message and hands its kind, bytes (owned when it came in
+    /// chunks) and handles to `decode`. A peer hang-up (`watch`) is reported only once every
     /// message committed before it has been received.
     pub(crate) fn recv<R>(
         &self,
         sock: BorrowedFd<'_>,
         block: Block,
         watch: Option<BorrowedFd<'_>>,
-        mut decode: impl FnMut(u32, &[u8], Vec<OwnedFd>) -> Result<R, Fault>,
+        mut decode: impl FnMut(u32, Cow<'_, [u8]>, Vec<OwnedFd>) -> Result<R, Fault>,
     ) -> Result<R, Fail> {
         let deadline = match block {
             Block::Never => None,
@@ -151,13 +163,39 @@ impl Lane {
         };
         let mut hung_up = false;
         loop {
-            let popped = self.ring.pop(deadline, |flags, payload| {
-                if flags & CARRIER == 0 {
-                    return decode(flags, payload, Vec::new());
-                }
-                let mut frame = take_carrier(sock, payload)?;
-                let fds = frame.take_fds();
-                decode(flags & !CARRIER, frame.payload(), fds)
+            let popped = self.ring.consuming(deadline).and_then(|c| {
+                let first = c.take(|flags, payload| {
+                    if flags & STREAM_MORE != 0 {
+                        // The rest of a message whose receiver gave up.
+                        return Ok(None);
+                    }
+                    if flags & STREAM_HEAD != 0 {
+                        return Ok(Some(Err(Stream::start(flags & !STREAM_HEAD, payload))));
+                    }
+                    if flags & CARRIER == 0 {
+                        return decode(flags, Cow::Borrowed(payload), Vec::new())
+                            .map(|v| Some(Ok(v)));
+                    }
+                    let mut frame = take_carrier(sock, payload)?;
+                    let fds = frame.take_fds();
+                    decode(flags & !CARRIER, Cow::Borrowed(frame.payload()), fds)
+                        .map(|v| Some(Ok(v)))
+                })?;
+                Ok(match first {
+                    None => None,
+                    Some(Err(f)) => Some(Err(f)),
+                    // Skipped: look again (the ring is not empty, or sleep).
+                    Some(Ok(None)) => None,
+                    Some(Ok(Some(Ok(value)))) => Some(Ok(value)),
+                    Some(Ok(Some(Err(stream)))) => match self.finish_stream(&c, stream, watch) {
+                        Ok((kind, bytes)) => Some(decode(kind, Cow::Owned(bytes), Vec::new())),
+                        Err(Fail::Hangup) => {
+                            return Err(PushError::Fatal(io::ErrorKind::BrokenPipe.into()));
+                        }
+                        Err(Fail::Failed(f)) => Some(Err(f)),
+                        Err(_) => Some(Err(Fault::broken("message cut short"))),
+                    },
+                })
             });
             match popped {
                 Ok(Some(out)) => {
@@ -177,8 +215,11 @@ impl Lane {
                 }
                 Ok(None) => {}
                 Err(PushError::TimedOut) => return Err(Fail::TimedOut),
+                Err(PushError::Fatal(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(Fail::Hangup);
+                }
                 Err(PushError::Fatal(e)) => return Err(broken(e)),
-                Err(PushError::Full) => unreachable!("pop never reports Full"),
+                Err(PushError::Full) => return Err(broken("a receive reported a full ring")),
             }
             if hung_up {
                 return Err(Fail::Hangup);
@@ -200,6 +241,162 @@ impl Lane {
                 // One more look: what the peer committed before it went.
                 Slept::Hangup => hung_up = true,
             }
+        }
+    }
+}
+
+/// A large message being received in chunks.
+struct Stream {
+    kind: u32,
+    total: usize,
+    /// `None`: the memory could not be had; the chunks are skipped.
+    buf: Option<Vec<u8>>,
+    got: usize,
+}
+
+impl Stream {
+    fn start(kind: u32, payload: &[u8]) -> Stream {
+        let (total, first) = match payload.split_first_chunk::<8>() {
+            Some((t, rest)) => (u64::from_le_bytes(*t), rest),
+            None => (0, &[][..]),
+        };
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        let mut buf = Vec::new();
+        let buf = buf.try_reserve_exact(total).ok().map(|()| {
+            // SAFETY: the spare capacity is memory the Vec owns.
+            unsafe { crate::sys::shm::prefault(buf.as_mut_ptr(), buf.capacity()) };
+            buf
+        });
+        let mut s = Stream {
+            kind,
+            total,
+            buf,
+            got: 0,
+        };
+        s.push(first);
+        s
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.got = self.got.saturating_add(chunk.len());
+        if self.got > self.total {
+            self.buf = None;
+        }
+        if let Some(b) = &mut self.buf {
+            b.extend_from_slice(chunk);
+        }
+    }
+}
+
+impl Lane {
+    /// Sends a large message through the ring in chunks, holding the
+    /// producers' lock throughout and waiting for room as the receiver
+    /// takes them: both copies run at once, through a ring that stays in
+    /// cache. Only for connections, whose `watch` socket tells a dead
+    /// receiver.
+    fn send_stream(
+        &self,
+        kind: u32,
+        bytes: &[u8],
+        watch: Option<BorrowedFd<'_>>,
+    ) -> Result<(), Fail> {
+        let producing = self.ring.producing(None).map_err(|e| match e {
+            PushError::Fatal(e) => broken(e),
+            _ => Fail::TimedOut,
+        })?;
+        let total = (bytes.len() as u64).to_le_bytes();
+        let mut chunks = bytes.chunks(STREAM_CHUNK);
+        let mut head = true;
+        loop {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let (flags, parts): (u32, [&[u8]; 2]) = if head {
+                (kind | STREAM_HEAD, [&total, chunk])
+            } else {
+                (STREAM_MORE, [chunk, &[]])
+            };
+            loop {
+                let progress = self.ring.progress();
+                match producing.append(flags, &parts, None, |_| Ok(())) {
+                    Ok(()) => break,
+                    Err(PushError::Full) => {}
+                    Err(PushError::Fatal(e)) => return Err(broken(e)),
+                    Err(PushError::TimedOut) => return Err(Fail::TimedOut),
+                }
+                match sleep(
+                    &self.ring,
+                    Wake::Space,
+                    self.space_bell.as_fd(),
+                    watch,
+                    None,
+                    || self.ring.progress() != progress,
+                )
+                .map_err(broken)?
+                {
+                    Slept::Hangup => return Err(Fail::Hangup),
+                    Slept::Retry | Slept::Timeout => {}
+                }
+            }
+            self.ring.fence();
+            if self.ring.should_ring(Wake::Data) {
+                eventfd::ring(self.data_bell.as_fd());
+            }
+            head = false;
+            if chunks.len() == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes the remaining chunks of `stream`, holding the consumers' lock.
+    fn finish_stream(
+        &self,
+        consuming: &Consuming<'_>,
+        mut stream: Stream,
+        watch: Option<BorrowedFd<'_>>,
+    ) -> Result<(u32, Vec<u8>), Fail> {
+        while stream.got < stream.total {
+            self.ring.fence();
+            if self.ring.should_ring(Wake::Space) {
+                eventfd::ring(self.space_bell.as_fd());
+            }
+            let took = consuming
+                .take(|flags, payload| {
+                    if flags & STREAM_MORE != 0 {
+                        stream.push(payload);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .map_err(|e| match e {
+                    PushError::Fatal(e) => broken(e),
+                    _ => broken("stream"),
+                })?;
+            match took {
+                Some(true) => continue,
+                Some(false) => return Err(Fail::Failed(Fault::broken("a message was cut short"))),
+                None => {}
+            }
+            match sleep(
+                &self.ring,
+                Wake::Data,
+                self.data_bell.as_fd(),
+                watch,
+                None,
+                || !self.ring.is_empty(),
+            )
+            .map_err(broken)?
+            {
+                Slept::Hangup if self.ring.is_empty() => return Err(Fail::Hangup),
+                _ => {}
+            }
+        }
+        match stream.buf {
+            Some(buf) => Ok((stream.kind, buf)),
+            None => Err(Fail::Failed(Fault::codec(format!(
+                "cannot hold a message of {} bytes",
+                stream.total
+            )))),
         }
     }
 }

