@@ -99,7 +99,6 @@ impl Lane {
             Block::Until(d) => d,
         };
         loop {
-            let progress = self.ring.progress();
             let pushed = if carrier {
                 self.ring.push(kind | CARRIER, &[], deadline, |id| {
                     frame::send(sock, &id, bytes, fds, false).map_err(|e| match e {
@@ -133,8 +132,12 @@ impl Lane {
                         return Err(Fail::WouldBlock);
                     };
                     let bell = self.space_bell.as_fd();
+                    // Read only now: on the hot path this would pull the
+                    // consumers' cache line over on every message.
+                    let progress = self.ring.progress();
+                    let need = bytes.len() as u64 + 16;
                     match sleep(&self.ring, Wake::Space, bell, watch, deadline, || {
-                        self.ring.progress() != progress
+                        self.ring.progress() != progress && self.ring.has_room(need)
                     })
                     .map_err(broken)?
                     {
@@ -315,20 +318,23 @@ impl Lane {
                 (STREAM_MORE, [chunk, &[]])
             };
             loop {
-                let progress = self.ring.progress();
                 match producing.append(flags, &parts, None, |_| Ok(())) {
                     Ok(()) => break,
                     Err(PushError::Full) => {}
                     Err(PushError::Fatal(e)) => return Err(broken(e)),
                     Err(PushError::TimedOut) => return Err(Fail::TimedOut),
                 }
+                let progress = self.ring.progress();
                 match sleep(
                     &self.ring,
                     Wake::Space,
                     self.space_bell.as_fd(),
                     watch,
                     None,
-                    || self.ring.progress() != progress,
+                    || {
+                        self.ring.progress() != progress
+                            && self.ring.has_room((STREAM_CHUNK + 24) as u64)
+                    },
                 )
                 .map_err(broken)?
                 {

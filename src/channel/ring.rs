@@ -516,6 +516,26 @@ impl Ring {
         h.cons.pos.load(Ordering::Acquire) ^ h.shared.cap.load(Ordering::Relaxed).rotate_left(40)
     }
 
+    /// Whether a producer that found the ring full should try again: the
+    /// bound is not reached and at least `need` bytes, and an eighth of the
+    /// ring, are free (approximate: read without the locks). Waiting for a
+    /// batch of room rather than for the next record to leave keeps a fast
+    /// producer and its consumer from contending record by record.
+    pub(crate) fn has_room(&self, need: u64) -> bool {
+        let h = self.h();
+        let bound = h.shared.bound.load(Ordering::Relaxed);
+        if bound != u64::MAX {
+            return self.len() < bound;
+        }
+        let cap = h.shared.cap.load(Ordering::Relaxed);
+        let used = h
+            .prod
+            .pos
+            .load(Ordering::Relaxed)
+            .wrapping_sub(h.cons.pos.load(Ordering::Acquire));
+        cap.saturating_sub(used) >= need.max(cap / 8)
+    }
+
     /// Whether the ring holds no record now.
     pub(crate) fn is_empty(&self) -> bool {
         let h = self.h();
