@@ -394,6 +394,18 @@ impl Lane {
             .map_err(broken)?
             {
                 Slept::Hangup if self.ring.is_empty() => return Err(Fail::Hangup),
+                // The sender holds its lock until the last chunk is in: a
+                // free lock and still no chunk means it died mid-message
+                // (seen even when another copy of its end keeps the socket
+                // open).
+                _ if self.ring.is_empty() && self.ring.producers_gone() => {
+                    if !self.ring.is_empty() {
+                        continue;
+                    }
+                    return Err(Fail::Failed(Fault::broken(
+                        "the sender died in the middle of a message",
+                    )));
+                }
                 _ => {}
             }
         }

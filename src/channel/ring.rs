@@ -536,6 +536,25 @@ impl Ring {
         cap.saturating_sub(used) >= need.max(cap / 8)
     }
 
+    /// For a receiver in the middle of a streamed message (whose sender
+    /// holds the producers' lock until its last chunk is committed):
+    /// whether that lock is free now, i.e. the sender died mid-message.
+    pub(crate) fn producers_gone(&self) -> bool {
+        let h = self.h();
+        // SAFETY: the lock was initialised by `Ring::init` and lives in the
+        // shared mapping, which outlives `self`.
+        match unsafe { mutex::try_lock(h.prod.lock.get()) } {
+            Ok(Some(acquired)) => {
+                if acquired == Acquired::OwnerDied {
+                    h.shared.recount.store(1, Ordering::Relaxed);
+                }
+                drop(Held { side: &h.prod });
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the ring holds no record now.
     pub(crate) fn is_empty(&self) -> bool {
         let h = self.h();
