@@ -101,7 +101,9 @@ impl Lane {
         loop {
             let pushed = if carrier {
                 self.ring.push(kind | CARRIER, &[], deadline, |id| {
-                    frame::send(sock, &id, bytes, fds, false).map_err(|e| match e {
+                    // Never block under the lock: a full socket is
+                    // waited for below, without it.
+                    frame::send(sock, &id, bytes, fds, true).map_err(|e| match e {
                         WireError::Io(e) => e,
                         other => io::Error::other(other.to_string()),
                     })
@@ -125,6 +127,15 @@ impl Lane {
                 Err(PushError::TimedOut) => return Err(Fail::TimedOut),
                 Err(PushError::Fatal(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                     return Err(Fail::Hangup);
+                }
+                Err(PushError::Fatal(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket's buffer is full of frames not yet taken.
+                    let Block::Until(deadline) = block else {
+                        return Err(Fail::WouldBlock);
+                    };
+                    if !wait_writable(sock, deadline).map_err(broken)? {
+                        return Err(Fail::TimedOut);
+                    }
                 }
                 Err(PushError::Fatal(e)) => return Err(broken(e)),
                 Err(PushError::Full) => {
@@ -557,6 +568,22 @@ pub(crate) fn sleep(
     })();
     ring.unregister(what);
     result
+}
+
+/// Waits until socket `s` can take a message (`false`: the deadline
+/// passed), in slices, so that a missed wake-up costs a delay only.
+fn wait_writable(s: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    if left.is_some_and(|l| l.is_zero()) {
+        return Ok(false);
+    }
+    let mut fds = [libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    sys::poll_events(&mut fds, Some(left.map_or(SLICE, |l| l.min(SLICE))))?;
+    Ok(true)
 }
 
 /// Whether the peer's end of socket `s` is closed (checked without waiting).

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// Bytes of each direction's ring: what a sender may get ahead of its
 /// receiver before `send` waits (a pipe's buffer, four times Linux's).
 const CAP: u64 = 256 << 10;
-/// Messages larger than this travel as shared-memory files.
+/// Messages larger than this stream through the ring in chunks.
 const INLINE_MAX: usize = (CAP / 4) as usize;
 const DATA_OFFSET: usize = 4096;
 const REGION_LEN: usize = DATA_OFFSET + 2 * CAP as usize;
@@ -88,6 +88,8 @@ impl Pipe {
             unsafe { Ring::init(hdr, data, CAP, CAP, u64::MAX) }.map_err(io("pipe lock"))?;
         }
         let (s0, s1) = socket::seqpacket_pair().map_err(io("pipe socket"))?;
+        socket::grow_send_buffer(s0.as_fd());
+        socket::grow_send_buffer(s1.as_fd());
         let bells = (0..4)
             .map(|_| eventfd::semaphore())
             .collect::<Result<Vec<_>, _>>()

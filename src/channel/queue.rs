@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 const RESERVE: u64 = 1 << 30;
 /// The ring's starting size.
 const INITIAL: u64 = 256 << 10;
-/// Messages larger than this travel as shared-memory files, not in the ring.
-const INLINE_MAX: usize = 1 << 20;
+/// Messages larger than this travel as shared-memory files, not in the ring
+/// (which grows to hold smaller ones).
+const INLINE_MAX: usize = 16 << 20;
 const DATA_OFFSET: usize = 4096;
 const REGION_LEN: usize = DATA_OFFSET + RESERVE as usize;
 
@@ -60,6 +61,9 @@ impl Shared {
         }
         .map_err(io("queue lock"))?;
         let (tx, rx) = socket::seqpacket_pair().map_err(io("queue socket"))?;
+        // Frames (messages carrying handles, or over 16 MiB) wait here until
+        // a consumer takes them; `put` waits when it is full.
+        socket::grow_send_buffer(tx.as_fd());
         Ok(Shared {
             lane: new_lane(ring)?,
             join_bell: eventfd::semaphore().map_err(io("queue doorbell"))?,

@@ -664,10 +664,26 @@ impl Consuming<'_> {
             // until `pos` moves past it, which needs this lock.
             let payload =
                 unsafe { std::slice::from_raw_parts(this.data.add(off as usize), len as usize) };
-            let out = take(flags, payload);
-            h.cons.pos.store(head + size, Ordering::Release);
-            let n = h.cons.count.load(Ordering::Relaxed);
-            h.cons.count.store(n + 1, Ordering::Release);
+            let advance = || {
+                h.cons.pos.store(head + size, Ordering::Release);
+                let n = h.cons.count.load(Ordering::Relaxed);
+                h.cons.count.store(n + 1, Ordering::Release);
+            };
+            let out = if flags & CARRIER != 0 {
+                // Consume the record before `take` reads the carrier's
+                // frame from the socket: a consumer killed in between then
+                // leaves an orphan frame (of lower id, dropped by the next
+                // consumer), never a record whose frame is gone.
+                let mut id = [0u8; 8];
+                let n = payload.len().min(8);
+                id[..n].copy_from_slice(&payload[..n]);
+                advance();
+                take(flags, &id[..n])
+            } else {
+                let out = take(flags, payload);
+                advance();
+                out
+            };
             if head + size == tail
                 && cap >= SHRINK_AT * h.shared.initial_cap.load(Ordering::Relaxed)
             {

@@ -177,3 +177,21 @@ pub(crate) fn recv_msg(
         truncated,
     })
 }
+
+/// Asks for a send buffer as large as the system allows an unprivileged
+/// process (`net.core.wmem_max`; the request is clamped to it): how many
+/// messages may wait in a socket before a non-blocking send would block.
+/// Only a hint: failures are ignored.
+pub(crate) fn grow_send_buffer(sock: BorrowedFd<'_>) {
+    let size: libc::c_int = 64 << 20;
+    // SAFETY: setsockopt reads one c_int from a live local.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
