@@ -161,6 +161,10 @@ type Directions<S, R> = (fn(S), fn() -> R);
 /// [`SendError::Disconnected`] once it has to wait for room (a send that
 /// fits in the ring of a dead peer succeeds, as a write into a pipe buffer
 /// does before the reader's exit is noticed).
+///
+/// As with an OS pipe, two ends that both `send` more than the ring holds
+/// before either receives wait for each other for ever: let one side
+/// receive (or use a thread) when both have large messages to send.
 pub struct Connection<S, R = S> {
     lanes: [Lane; 2],
     sock: OwnedFd,
