@@ -419,14 +419,6 @@ pub struct SimpleQueue<T> {
     queue: Queue<T>,
 }
 
-impl<T> Clone for SimpleQueue<T> {
-    fn clone(&self) -> Self {
-        SimpleQueue {
-            queue: self.queue.clone(),
-        }
-    }
-}
-
 impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// A new, empty queue.
     ///
@@ -467,21 +459,6 @@ impl<T> SimpleQueue<T> {
     }
 }
 
-impl<T> Waitable for SimpleQueue<T> {
-    fn ready_fd(&self) -> BorrowedFd<'_> {
-        self.queue.ready_fd()
-    }
-    fn arm(&self, on: bool) {
-        self.queue.arm(on)
-    }
-    fn ready_now(&self) -> Option<bool> {
-        self.queue.ready_now()
-    }
-    fn settle(&self) {
-        self.queue.settle()
-    }
-}
-
 /// A [`Queue`] that also counts unfinished tasks (Python's
 /// `JoinableQueue`): every `put` adds one, every
 /// [`task_done`](JoinableQueue::task_done) removes one, and
@@ -518,14 +495,6 @@ impl<T> Waitable for SimpleQueue<T> {
 #[serde(bound = "")]
 pub struct JoinableQueue<T> {
     queue: Queue<T>,
-}
-
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            queue: self.queue.clone(),
-        }
-    }
 }
 
 impl<T> std::ops::Deref for JoinableQueue<T> {
@@ -626,17 +595,33 @@ impl<T> JoinableQueue<T> {
     }
 }
 
-impl<T> Waitable for JoinableQueue<T> {
-    fn ready_fd(&self) -> BorrowedFd<'_> {
-        self.queue.ready_fd()
-    }
-    fn arm(&self, on: bool) {
-        self.queue.arm(on)
-    }
-    fn ready_now(&self) -> Option<bool> {
-        self.queue.ready_now()
-    }
-    fn settle(&self) {
-        self.queue.settle()
-    }
+/// `Clone` and [`Waitable`] for the wrappers around a [`Queue`]: the
+/// inner queue's.
+macro_rules! delegate_to_queue {
+    ($($name:ident),*) => {$(
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                $name {
+                    queue: self.queue.clone(),
+                }
+            }
+        }
+
+        impl<T> Waitable for $name<T> {
+            fn ready_fd(&self) -> BorrowedFd<'_> {
+                self.queue.ready_fd()
+            }
+            fn arm(&self, on: bool) {
+                self.queue.arm(on)
+            }
+            fn ready_now(&self) -> Option<bool> {
+                self.queue.ready_now()
+            }
+            fn settle(&self) {
+                self.queue.settle()
+            }
+        }
+    )*};
 }
+
+delegate_to_queue!(SimpleQueue, JoinableQueue);
