@@ -1,7 +1,7 @@
 //! Typed messages between processes: [`Pipe`] / [`Connection`] and the
 //! queues ([`Queue`], [`SimpleQueue`], [`JoinableQueue`]).
 //!
-//! Both are built on one shared-memory ring (`ring.rs`; design notes in
+//! Both are built on one shared-memory ring (`ring/`; design notes in
 //! `channel/README.md`): messages are encoded with serde straight into a
 //! memfd mapping shared by every process that holds the channel, under a
 //! robust process-shared lock per side, and a waiting process spins briefly
