@@ -336,7 +336,10 @@ fn main() {
     );
     assert!(err.is_panic());
     assert_eq!(err.panic_message(), Some("wrong answer: 41"));
-    assert!(err.panic_location().is_some_and(|l| l.contains("tour/main.rs:")));
+    assert!(
+        err.panic_location()
+            .is_some_and(|l| l.contains("tour/main.rs:"))
+    );
 
     let err = Process::spawn(abort, ())
         .expect("spawn")

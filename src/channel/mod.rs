@@ -15,9 +15,11 @@ mod lane;
 mod pipe;
 mod queue;
 mod ring;
+mod wrappers;
 
 pub use pipe::{Connection, Never, Pipe};
-pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use queue::Queue;
+pub use wrappers::{JoinableQueue, SimpleQueue};
 
 use crate::error::{Error, Fault};
 use crate::sys::eventfd;
