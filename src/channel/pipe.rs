@@ -1,13 +1,14 @@
 //! [`Pipe`] and [`Connection`]: a typed two-way (or one-way) link between
 //! two processes.
 
+use super::fault_of;
 use super::lane::{BYTES, Block, Fail, Lane, peer_gone};
 use super::ring::{HEADER_LEN, Ring, Wake};
-use super::{Handles, fault_of};
 use crate::error::{Error, Fault, RecvError, RecvTimeoutError, SendError, TryRecvError};
 use crate::sys::{eventfd, shm::Region, socket};
 use crate::wait::Waitable;
 use crate::wire;
+use crate::wire::handles::Handles;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;

@@ -3,7 +3,7 @@
 
 use super::lane::{Block, Fail, Lane};
 use super::ring::{HEADER_LEN, Ring, Wake};
-use super::{Handles, fault_of, new_lane};
+use super::{fault_of, new_lane};
 use crate::error::{
     Error, Fault, PutTimeoutError, RecvError, RecvTimeoutError, SendError, TryPutError,
     TryRecvError,
@@ -11,6 +11,7 @@ use crate::error::{
 use crate::sys::{eventfd, shm::Region, socket};
 use crate::wait::Waitable;
 use crate::wire;
+use crate::wire::handles::Handles;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;

@@ -16,6 +16,7 @@
 
 pub(crate) mod fd;
 pub(crate) mod frame;
+pub(crate) mod handles;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
