@@ -59,21 +59,34 @@ mod channel;
 mod error;
 mod logging;
 mod process;
+mod shared;
+mod sync;
 mod sys;
 mod wait;
 mod wire;
 
 pub use channel::{Connection, JoinableQueue, Never, Pipe, Queue, SimpleQueue};
 pub use error::{
-    Error, Fault, PutTimeoutError, RecvError, RecvTimeoutError, SendError, TryPutError,
-    TryRecvError,
+    BarrierError, Error, Fault, LockResult, OwnerDied, PutTimeoutError, RecvError,
+    RecvTimeoutError, SendError, TryLockError, TryLockResult, TryPutError, TryRecvError,
 };
 pub use logging::log_to_stderr;
 pub use process::{
     ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,
     active_children, cpu_count, current_process, parent_pid,
 };
+pub use shared::{Array, ArrayGuard, AtomicInteger, RawArray, RawValue, Value, ValueGuard};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
+    SemaphoreGuard, WaitTimeoutResult,
+};
 pub use wait::{Sentinel, Waitable, wait};
+
+/// The `bytemuck` crate, for `#[derive(Pod, Zeroable)]` on your own
+/// `#[repr(C)]` types stored in a [`Value`] or [`Array`]
+/// (`#[bytemuck(crate = "multiproc::bytemuck")]` lets the derive find it
+/// here without a direct dependency).
+pub use bytemuck;
 pub use wire::Fd;
 
 #[doc(hidden)]

@@ -7,10 +7,12 @@
 //! variant list that would grow with every release.
 
 mod channel;
+mod sync;
 
 pub use channel::{
     Fault, PutTimeoutError, RecvError, RecvTimeoutError, SendError, TryPutError, TryRecvError,
 };
+pub use sync::{BarrierError, LockResult, OwnerDied, TryLockError, TryLockResult};
 
 use crate::process::ExitStatus;
 use std::fmt;

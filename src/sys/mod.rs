@@ -6,6 +6,7 @@
 //! another Unix would plug in.
 
 pub(crate) mod eventfd;
+pub(crate) mod futex;
 pub(crate) mod memfd;
 pub(crate) mod mutex;
 pub(crate) mod proc;

@@ -42,6 +42,31 @@ const SPIN_TRIES: u32 = 64;
 /// `m` must be valid for writes, suitably aligned, not in use by anyone, and
 /// stay mapped at that address in this process while it is used here.
 pub(crate) unsafe fn init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    // SAFETY: forwarded.
+    unsafe { init_typed(m, Type::Normal) }
+}
+
+/// What a mutex does when its owner locks it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Type {
+    /// Deadlocks (cheapest; only for internal locks that never nest).
+    Normal,
+    /// Fails with `EDEADLK`.
+    ErrorCheck,
+    /// Counts the nesting; the mutex is free again after as many unlocks.
+    Recursive,
+}
+
+/// [`init`] with a nesting behaviour.
+///
+/// # Safety
+/// As [`init`].
+pub(crate) unsafe fn init_typed(m: *mut libc::pthread_mutex_t, kind: Type) -> io::Result<()> {
+    let kind = match kind {
+        Type::Normal => libc::PTHREAD_MUTEX_NORMAL,
+        Type::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
+        Type::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
+    };
     // SAFETY: [1] the attribute object is initialised before use and
     // destroyed after; [2] `m` is valid and unused per this fn's contract.
     unsafe {
@@ -56,6 +81,7 @@ pub(crate) unsafe fn init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
                 &mut attr,
                 libc::PTHREAD_MUTEX_ROBUST,
             ))?;
+            check(libc::pthread_mutexattr_settype(&mut attr, kind))?;
             check(libc::pthread_mutex_init(m, &attr))
         })();
         libc::pthread_mutexattr_destroy(&mut attr);
@@ -117,6 +143,22 @@ unsafe fn settle(m: *mut libc::pthread_mutex_t, r: libc::c_int) -> io::Result<Op
         libc::EBUSY | libc::ETIMEDOUT => Ok(None),
         e => Err(io::Error::from_raw_os_error(e)),
     }
+}
+
+/// Whether the kernel has marked `m` as left behind by a dead owner
+/// (`FUTEX_OWNER_DIED` in its lock word) and nobody has locked it since: a
+/// cheap check with no system call, exact only while nobody locks `m`.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn owner_died_hint(m: *mut libc::pthread_mutex_t) -> bool {
+    // The lock word is the first `int` of glibc's `pthread_mutex_t` (its
+    // `__data.__lock`, part of the ABI): the robust-futex word the kernel
+    // marks when the owner dies.
+    // SAFETY: `m` is a valid, aligned mutex (contract); its first four bytes
+    // are the futex word, only ever accessed atomically.
+    let word = unsafe { &*m.cast::<std::sync::atomic::AtomicU32>() };
+    word.load(std::sync::atomic::Ordering::Relaxed) & libc::FUTEX_OWNER_DIED != 0
 }
 
 /// Unlocks `m`.

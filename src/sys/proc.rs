@@ -227,3 +227,22 @@ pub(crate) fn exec_self(argv0: &str, extra_env: &[(String, String)]) -> io::Erro
     unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     io::Error::last_os_error()
 }
+
+/// Whether process `pid` exists and has not ended, and when it started (in
+/// clock ticks since boot, from `/proc/<pid>/stat`): `None` if there is no
+/// such process or it is a zombie (ended, not yet reaped). The start time
+/// tells a live process from a later one that reused the number.
+pub(crate) fn live_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold anything,
+    // spaces and ')' included: the fields we want follow its last ')'.
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" || state == "x" {
+        return None;
+    }
+    // Field 22 (starttime); `state` was field 3.
+    fields.nth(22 - 4)?.parse().ok()
+}

@@ -1,0 +1,77 @@
+//! A table of the processes holding a shared object, so that waiters can
+//! notice when one of them died without doing its part (a barrier party
+//! that will never arrive).
+//!
+//! An entry is a pid and that process's start time: the pair tells a dead
+//! process from a later one that reused its number. Entries are claimed
+//! with a compare-and-swap on the pid, so no lock is needed; a handle
+//! claims one when it is created or received and frees it when dropped.
+
+use crate::sys::{self, proc};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+
+/// How many processes one object can track; holders beyond are not
+/// watched (documented on the types that use this).
+pub(crate) const ENTRIES: usize = 64;
+
+/// One holder.
+#[repr(C)]
+pub(crate) struct Entry {
+    pid: AtomicU32,
+    _pad: u32,
+    /// 0 while the entry is being filled in.
+    start: AtomicU64,
+}
+
+/// This process's pid and start time, computed once per process (a forked
+/// child recomputes: its pid differs).
+fn me() -> (u32, u64) {
+    static CACHE: Mutex<(u32, u64)> = Mutex::new((0, 0));
+    let pid = sys::getpid() as u32;
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if c.0 != pid {
+        *c = (pid, proc::live_start_time(pid as i32).unwrap_or(1));
+    }
+    *c
+}
+
+/// Claims a free entry for this process; `None` if the table is full.
+pub(crate) fn register(entries: &[Entry]) -> Option<usize> {
+    let (pid, start) = me();
+    for (i, e) in entries.iter().enumerate() {
+        if e.pid.compare_exchange(0, pid, SeqCst, SeqCst).is_ok() {
+            e.start.store(start, SeqCst);
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Frees entry `i` (claimed by this process).
+pub(crate) fn unregister(entries: &[Entry], i: usize) {
+    if let Some(e) = entries.get(i) {
+        e.start.store(0, SeqCst);
+        e.pid.store(0, SeqCst);
+    }
+}
+
+/// A holder that has died (its entry is freed, so it is reported once),
+/// if any.
+pub(crate) fn take_dead(entries: &[Entry]) -> Option<u32> {
+    for e in entries {
+        let pid = e.pid.load(SeqCst);
+        let start = e.start.load(SeqCst);
+        if pid == 0 || start == 0 {
+            continue;
+        }
+        if proc::live_start_time(pid as i32) != Some(start) {
+            // Free it only if it still names the same dead process.
+            if e.start.compare_exchange(start, 0, SeqCst, SeqCst).is_ok() {
+                let _ = e.pid.compare_exchange(pid, 0, SeqCst, SeqCst);
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
