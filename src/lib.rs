@@ -38,6 +38,20 @@
 //!   [`wait`](wait()) on several sentinels.
 //! - [`log_to_stderr`]: children's `log` records, tagged with name and pid.
 //! - [`Fd`]: an OS handle that travels inside arguments and results.
+//! - [`Pipe`] / [`Connection`], [`Queue`], [`SimpleQueue`],
+//!   [`JoinableQueue`]: typed messages over shared-memory rings.
+//! - [`Value`], [`Array`] (each with a lock: [`Value::lock`] is Python's
+//!   `get_lock()`), [`RawValue`], [`RawArray`] (atomics for integers):
+//!   plain data in shared memory.
+//! - [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`],
+//!   [`Condition`], [`Event`], [`Barrier`]: Python's synchronisation
+//!   objects, each with a timeout form. A lock whose holder dies is not
+//!   wedged: the next acquirer gets [`OwnerDied`] with the guard; a barrier
+//!   whose party dies breaks ([`BarrierError::PartyDied`]).
+//!
+//! Every handle above is a serde value: pass it to [`Process::spawn`] or
+//! send it through a [`Pipe`] or [`Queue`], and both processes share the
+//! same object.
 //!
 //! # Lifecycle guarantees
 //! - A child dies with its parent, even when the parent is `SIGKILL`ed (the

@@ -63,6 +63,7 @@ impl RawMutex {
     /// If this thread already holds a non-recursive lock (waiting would
     /// deadlock, as for `std::sync::Mutex`), or if the lock's memory was
     /// corrupted (only possible through `unsafe` code writing over it).
+    #[inline]
     pub(crate) fn acquire(&self, wait: Wait) -> Option<Acquired> {
         let m = self.0.get();
         // SAFETY: an initialised mutex in a mapping that outlives `self`.
@@ -89,6 +90,7 @@ impl RawMutex {
     ///
     /// # Safety
     /// The calling thread holds it.
+    #[inline]
     pub(crate) unsafe fn release(&self) {
         // SAFETY: per the contract.
         unsafe { mutex::unlock(self.0.get()) }

@@ -205,8 +205,9 @@ impl Semaphore {
         s.value.store(value - 1, SeqCst);
         let slot = free.filter(|&i| {
             let x = &self.slots()[i];
-            // A free slot's mutex is unlocked; anything else is not ours.
-            let ok = x.m.acquire(Wait::Never) == Some(Acquired::Clean);
+            // A free slot's mutex is unlocked (or, after a replayed journal,
+            // left by a dead owner: ours all the same).
+            let ok = x.m.acquire(Wait::Never).is_some();
             if ok {
                 x.used.store(1, SeqCst);
             }

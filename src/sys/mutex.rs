@@ -95,6 +95,7 @@ pub(crate) unsafe fn init_typed(m: *mut libc::pthread_mutex_t, kind: Type) -> io
 /// # Safety
 /// `m` must point to a mutex initialised by [`init`] (in any process) that
 /// stays mapped while this call runs and while the lock is held.
+#[inline]
 pub(crate) unsafe fn lock(
     m: *mut libc::pthread_mutex_t,
     deadline: Option<Instant>,
@@ -123,6 +124,7 @@ pub(crate) unsafe fn lock(
 ///
 /// # Safety
 /// As [`lock`].
+#[inline]
 pub(crate) unsafe fn try_lock(m: *mut libc::pthread_mutex_t) -> io::Result<Option<Acquired>> {
     // SAFETY: per this fn's contract.
     unsafe { settle(m, libc::pthread_mutex_trylock(m)) }
@@ -132,6 +134,7 @@ pub(crate) unsafe fn try_lock(m: *mut libc::pthread_mutex_t) -> io::Result<Optio
 ///
 /// # Safety
 /// As [`lock`].
+#[inline]
 unsafe fn settle(m: *mut libc::pthread_mutex_t, r: libc::c_int) -> io::Result<Option<Acquired>> {
     match r {
         0 => Ok(Some(Acquired::Clean)),
@@ -165,6 +168,7 @@ pub(crate) unsafe fn owner_died_hint(m: *mut libc::pthread_mutex_t) -> bool {
 ///
 /// # Safety
 /// The calling thread must hold `m`.
+#[inline]
 pub(crate) unsafe fn unlock(m: *mut libc::pthread_mutex_t) {
     // SAFETY: per this fn's contract; unlocking a held mutex cannot fail.
     unsafe {
