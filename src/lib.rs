@@ -72,6 +72,7 @@
 mod channel;
 mod error;
 mod logging;
+mod pool;
 mod process;
 mod shared;
 mod sync;
@@ -85,6 +86,9 @@ pub use error::{
     RecvTimeoutError, SendError, TryLockError, TryLockResult, TryPutError, TryRecvError,
 };
 pub use logging::log_to_stderr;
+pub use pool::{
+    AsCompleted, Imap, MapHandle, Pool, PoolBuilder, TaskHandle, as_completed, with_worker_state,
+};
 pub use process::{
     ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,
     active_children, cpu_count, current_process, parent_pid,

@@ -329,6 +329,64 @@ impl<T> Queue<T> {
     pub(crate) fn join_bell(&self) -> BorrowedFd<'_> {
         self.shared.join_bell.as_fd()
     }
+
+    /// Puts a message already encoded (its handles indexed from 0 in `fds`).
+    pub(crate) fn put_raw(&self, bytes: &[u8], fds: &[OwnedFd]) -> Result<(), Fault> {
+        let s = &*self.shared;
+        s.lane
+            .send(
+                0,
+                bytes,
+                fds,
+                s.tx.as_fd(),
+                INLINE_MAX,
+                Block::Until(None),
+                None,
+            )
+            .map_err(|e| match e {
+                Fail::Failed(f) => f,
+                _ => Fault::broken("the queue is closed"),
+            })
+    }
+
+    /// Takes a message if there is one now (see [`get_raw`](Self::get_raw)).
+    pub(crate) fn try_get_raw<R>(
+        &self,
+        mut f: impl FnMut(&[u8], Vec<OwnedFd>) -> R,
+    ) -> Result<R, RecvTimeoutError> {
+        let s = &*self.shared;
+        s.lane
+            .recv(s.rx.as_fd(), Block::Never, None, |_, bytes, fds| {
+                Ok(f(&bytes, fds))
+            })
+            .map_err(|e| match e {
+                Fail::TimedOut | Fail::WouldBlock => RecvTimeoutError::Timeout,
+                Fail::Hangup => RecvTimeoutError::Disconnected,
+                Fail::Failed(f) => RecvTimeoutError::Failed(f),
+            })
+    }
+
+    /// Takes a message and hands its bytes and handles to `f`, waiting
+    /// until `deadline` (`None`: no limit).
+    pub(crate) fn get_raw<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&[u8], Vec<OwnedFd>) -> R,
+    ) -> Result<R, RecvTimeoutError> {
+        let s = &*self.shared;
+        s.lane
+            .recv(
+                s.rx.as_fd(),
+                Block::Until(deadline),
+                None,
+                |_, bytes, fds| Ok(f(&bytes, fds)),
+            )
+            .map_err(|e| match e {
+                Fail::TimedOut | Fail::WouldBlock => RecvTimeoutError::Timeout,
+                Fail::Hangup => RecvTimeoutError::Disconnected,
+                Fail::Failed(f) => RecvTimeoutError::Failed(f),
+            })
+    }
 }
 
 impl<T> Waitable for Queue<T> {

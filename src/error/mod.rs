@@ -37,6 +37,8 @@ use std::io;
 /// ```
 pub struct Error {
     kind: Kind,
+    /// The index of the pool task this error is about.
+    task: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,9 @@ pub(crate) enum Kind {
     AlreadyJoined,
     NotSingleThreaded(usize),
     Misuse(String),
+    Cancelled,
+    /// Several pool tasks failed (each error carries its task index).
+    Failures(Vec<Error>),
     Io {
         context: &'static str,
         source: io::Error,
@@ -72,7 +77,43 @@ pub(crate) enum Kind {
 
 impl Error {
     pub(crate) fn new(kind: Kind) -> Error {
-        Error { kind }
+        Error { kind, task: None }
+    }
+
+    /// The same error, about pool task `index`.
+    pub(crate) fn in_task(mut self, index: usize) -> Error {
+        self.task = Some(index);
+        self
+    }
+
+    pub(crate) fn cancelled() -> Error {
+        Error::new(Kind::Cancelled)
+    }
+
+    pub(crate) fn of_failures(mut errors: Vec<Error>) -> Error {
+        errors.sort_by_key(|e| e.task);
+        Error::new(Kind::Failures(errors))
+    }
+
+    /// The index of the pool task this error is about (its position in
+    /// the input of `map`, `imap`...), when it is about one.
+    pub fn task_index(&self) -> Option<usize> {
+        self.task
+    }
+
+    /// The task was cancelled before it produced a result.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.kind, Kind::Cancelled)
+    }
+
+    /// The failed tasks of a [`Pool::map`](crate::Pool::map) (or
+    /// `starmap`), in task order, each with its
+    /// [`task_index`](Error::task_index); empty for other errors.
+    pub fn failures(&self) -> &[Error] {
+        match &self.kind {
+            Kind::Failures(v) => v,
+            _ => &[],
+        }
     }
 
     pub(crate) fn io(context: &'static str, source: io::Error) -> Error {
@@ -223,6 +264,9 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(i) = self.task {
+            write!(f, "task {i}: ")?;
+        }
         match &self.kind {
             Kind::NotInitialized => f.write_str(
                 "multiproc is not initialized: call `multiproc::init()` as the first line of `main` \
@@ -258,6 +302,15 @@ impl fmt::Display for Error {
                  (use StartMethod::ForkServer or Spawn)"
             ),
             Kind::Misuse(why) => f.write_str(why),
+            Kind::Cancelled => f.write_str("cancelled"),
+            Kind::Failures(v) => {
+                write!(f, "{} task(s) failed", v.len())?;
+                for (n, e) in v.iter().enumerate() {
+                    f.write_str(if n == 0 { ": " } else { "; " })?;
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
             Kind::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

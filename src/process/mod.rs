@@ -24,6 +24,8 @@ pub use registry::{ActiveChild, active_children};
 pub use status::ExitStatus;
 
 pub(crate) use boot::init;
+pub(crate) use child::last_panic_details;
+pub(crate) use identity::{address_at, offset_of, signature};
 
 use crate::error::Error;
 use crate::wait::{Sentinel, Waitable};

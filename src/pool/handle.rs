@@ -1,0 +1,389 @@
+//! How results reach the caller: every pool call has a [`Call`] mailbox
+//! that the manager thread delivers into; [`TaskHandle`] and
+//! [`as_completed`] are the public faces of one-task calls.
+
+use super::manager::{Cmd, Shared};
+use super::task::decode_outcomes;
+use crate::error::{Error, Kind};
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Something the manager delivers to a call.
+pub(crate) enum Arrival {
+    /// A chunk's results, still encoded.
+    Chunk {
+        first: usize,
+        count: usize,
+        pid: u32,
+        /// Time the worker spent on the chunk (chunk-size tuning).
+        busy_ns: u64,
+        body: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    },
+    /// One task failed without a result (its worker died, it timed out,
+    /// it was cancelled, its chunk could not run).
+    Failed { index: usize, error: Error },
+}
+
+impl Arrival {
+    /// Decodes into one result per task.
+    pub(crate) fn decode<R: DeserializeOwned>(self) -> Vec<(usize, Result<R, Error>)> {
+        match self {
+            Arrival::Chunk {
+                first,
+                count,
+                pid,
+                body,
+                fds,
+                ..
+            } => decode_outcomes(first, count, pid, &body, fds),
+            Arrival::Failed { index, error } => vec![(index, Err(error))],
+        }
+    }
+}
+
+/// Wakes an [`as_completed`] iterator: which call (by its number there)
+/// received something.
+struct Listener {
+    ready: Mutex<VecDeque<usize>>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct Mailbox {
+    arrivals: VecDeque<Arrival>,
+    waker: Option<Waker>,
+    listener: Option<(Arc<Listener>, usize)>,
+}
+
+/// The mailbox of one pool call.
+#[derive(Default)]
+pub(crate) struct Call {
+    mailbox: Mutex<Mailbox>,
+    cv: Condvar,
+    abandoned: AtomicBool,
+}
+
+impl Call {
+    fn lock(&self) -> MutexGuard<'_, Mailbox> {
+        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by the manager.
+    pub(crate) fn deliver(&self, a: Arrival) {
+        let mut m = self.lock();
+        m.arrivals.push_back(a);
+        if let Some(w) = m.waker.take() {
+            w.wake();
+        }
+        if let Some((l, n)) = &m.listener {
+            l.ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(*n);
+            l.cv.notify_one();
+        }
+        drop(m);
+        self.cv.notify_all();
+    }
+
+    /// The next arrival, waiting until `deadline` (`None`: no limit).
+    pub(crate) fn take(&self, deadline: Option<Instant>) -> Option<Arrival> {
+        let mut m = self.lock();
+        loop {
+            if let Some(a) = m.arrivals.pop_front() {
+                return Some(a);
+            }
+            match deadline {
+                None => m = self.cv.wait(m).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    m = self
+                        .cv
+                        .wait_timeout(m, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Arrival> {
+        let mut m = self.lock();
+        match m.arrivals.pop_front() {
+            Some(a) => Poll::Ready(a),
+            None => {
+                m.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn has_arrival(&self) -> bool {
+        !self.lock().arrivals.is_empty()
+    }
+
+    /// The caller is gone: its chunks not yet dispatched are dropped.
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+}
+
+/// The pending result of one task ([`Pool::apply_async`](crate::Pool::apply_async),
+/// [`Pool::submit`](crate::Pool::submit)): Python's `AsyncResult` and
+/// `concurrent.futures.Future`.
+///
+/// Wait for it with [`get`](Self::get) or [`get_timeout`](Self::get_timeout),
+/// or `.await` it (it is a [`Future`], usable from any executor: the pool's
+/// manager thread wakes it). [`cancel`](Self::cancel) stops the task, even
+/// while it runs (its worker is killed and replaced).
+///
+/// # Examples
+/// ```
+/// use multiproc::Pool;
+///
+/// fn double(x: u32) -> u32 {
+///     x * 2
+/// }
+///
+/// let pool = Pool::new(2).unwrap();
+/// let mut handle = pool.submit(double, 21).unwrap();
+/// assert_eq!(handle.get().unwrap(), 42);
+/// ```
+pub struct TaskHandle<R> {
+    call: Arc<Call>,
+    pool: Arc<Shared>,
+    chunk: u64,
+    done: Option<Result<R, Error>>,
+    taken: bool,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> TaskHandle<R> {
+    pub(crate) fn new(call: Arc<Call>, pool: Arc<Shared>, chunk: u64) -> Self {
+        TaskHandle {
+            call,
+            pool,
+            chunk,
+            done: None,
+            taken: false,
+            _r: PhantomData,
+        }
+    }
+
+    fn settle(&mut self, a: Arrival) {
+        let r = a.decode::<R>().into_iter().next().map(|(_, r)| r);
+        self.done =
+            Some(r.unwrap_or_else(|| {
+                Err(Error::new(Kind::Decode("a result without its task".into())))
+            }));
+    }
+
+    fn finish(&mut self) -> Result<R, Error> {
+        self.taken = true;
+        self.done
+            .take()
+            .unwrap_or_else(|| Err(Error::new(Kind::AlreadyJoined)))
+    }
+
+    /// Waits for the task's result.
+    ///
+    /// # Errors
+    /// The task's own failure, with its [`task_index`](Error::task_index):
+    /// it panicked ([`Error::is_panic`], message and location included), its
+    /// worker died ([`Error::signal`] / [`Error::exit_code`] and
+    /// [`Error::pid`]), it timed out ([`Error::is_timeout`]), it was
+    /// cancelled ([`Error::is_cancelled`]) or its result could not be
+    /// decoded ([`Error::is_decode`]). [`Error::is_already_joined`] if the
+    /// result was already taken.
+    pub fn get(&mut self) -> Result<R, Error> {
+        if self.taken {
+            return Err(Error::new(Kind::AlreadyJoined));
+        }
+        if self.done.is_none() {
+            if let Some(a) = self.call.take(None) {
+                self.settle(a);
+            }
+        }
+        self.finish()
+    }
+
+    /// [`get`](Self::get), waiting at most `timeout`; on
+    /// [`Error::is_timeout`] the handle can be waited on again.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), plus the timeout.
+    pub fn get_timeout(&mut self, timeout: Duration) -> Result<R, Error> {
+        if self.taken {
+            return Err(Error::new(Kind::AlreadyJoined));
+        }
+        if self.done.is_none() {
+            match self.call.take(Instant::now().checked_add(timeout)) {
+                Some(a) => self.settle(a),
+                None => return Err(Error::timeout()),
+            }
+        }
+        self.finish()
+    }
+
+    /// Whether the result is there (a [`get`](Self::get) would not wait).
+    pub fn is_ready(&self) -> bool {
+        self.done.is_some() || self.call.has_arrival()
+    }
+
+    /// Cancels the task: dropped if it has not started, its worker killed
+    /// (and replaced) if it is running. Returns `false` if it had already
+    /// finished; after `true`, [`get`](Self::get) returns an
+    /// [`Error::is_cancelled`] error.
+    pub fn cancel(&self) -> bool {
+        if self.done.is_some() || self.taken {
+            return false;
+        }
+        let (tx, rx) = mpsc::channel();
+        self.pool.send(Cmd::Cancel(self.chunk, tx));
+        rx.recv_timeout(Duration::from_secs(10)).unwrap_or(false)
+    }
+}
+
+// The handle never relies on its own address: the result is only moved.
+impl<R> Unpin for TaskHandle<R> {}
+
+impl<R: DeserializeOwned> Future for TaskHandle<R> {
+    type Output = Result<R, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.taken {
+            return Poll::Ready(Err(Error::new(Kind::AlreadyJoined)));
+        }
+        if this.done.is_none() {
+            match this.call.poll_take(cx) {
+                Poll::Ready(a) => this.settle(a),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(this.finish())
+    }
+}
+
+impl<R> Drop for TaskHandle<R> {
+    fn drop(&mut self) {
+        self.call.abandon();
+    }
+}
+
+impl<R> fmt::Debug for TaskHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("task", &self.chunk)
+            .field("ready", &(self.done.is_some() || self.call.has_arrival()))
+            .finish()
+    }
+}
+
+/// Yields `handles` as their tasks finish, in the order they finish
+/// (`concurrent.futures.as_completed`); each yielded handle's
+/// [`get`](TaskHandle::get) returns at once.
+///
+/// # Examples
+/// ```
+/// use multiproc::{Pool, as_completed};
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = Pool::new(2).unwrap();
+/// let handles: Vec<_> = (1..=4).map(|x| pool.submit(square, x).unwrap()).collect();
+/// let mut sum = 0;
+/// for mut h in as_completed(handles) {
+///     sum += h.get().unwrap();
+/// }
+/// assert_eq!(sum, 1 + 4 + 9 + 16);
+/// ```
+pub fn as_completed<R: DeserializeOwned>(
+    handles: impl IntoIterator<Item = TaskHandle<R>>,
+) -> AsCompleted<R> {
+    let listener = Arc::new(Listener {
+        ready: Mutex::new(VecDeque::new()),
+        cv: Condvar::new(),
+    });
+    let handles: Vec<Option<TaskHandle<R>>> = handles.into_iter().map(Some).collect();
+    for (n, h) in handles.iter().enumerate() {
+        let Some(h) = h else { continue };
+        let mut m = h.call.lock();
+        m.listener = Some((Arc::clone(&listener), n));
+        if !m.arrivals.is_empty() || h.done.is_some() {
+            listener
+                .ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(n);
+        }
+    }
+    let left = handles.len();
+    AsCompleted {
+        listener,
+        handles,
+        left,
+    }
+}
+
+/// The iterator of [`as_completed`].
+pub struct AsCompleted<R> {
+    listener: Arc<Listener>,
+    handles: Vec<Option<TaskHandle<R>>>,
+    left: usize,
+}
+
+impl<R: DeserializeOwned> Iterator for AsCompleted<R> {
+    type Item = TaskHandle<R>;
+
+    fn next(&mut self) -> Option<TaskHandle<R>> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut ready = self
+            .listener
+            .ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        loop {
+            while let Some(n) = ready.pop_front() {
+                if let Some(h) = self.handles.get_mut(n).and_then(Option::take) {
+                    self.left -= 1;
+                    return Some(h);
+                }
+            }
+            ready = self
+                .listener
+                .cv
+                .wait(ready)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl<R> fmt::Debug for AsCompleted<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("left", &self.left)
+            .finish()
+    }
+}

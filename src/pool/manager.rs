@@ -1,0 +1,606 @@
+//! The pool's manager thread: it alone talks to the workers. It hands out
+//! chunks (at most [`PREFETCH`] per worker, so a dead worker's share is
+//! known exactly), routes results to the calls' mailboxes, and watches
+//! every worker's pidfd: a worker that dies fails only the task it was
+//! running (read from its progress slot), the rest of its chunks go back
+//! to the queue, and a new worker takes its place.
+
+use super::handle::{Arrival, Call};
+use super::task::{ResultHeader, RunSpec, TaskHeader, ToWorker};
+use super::worker::{
+    self, IDLE, InitRun, InitSpec, PROGRESS_WORDS, Progress, STARTING, WorkerSetup,
+};
+use crate::channel::Queue;
+use crate::error::{Error, Kind};
+use crate::process::{ExitStatus, Process, StartMethod};
+use crate::shared::RawArray;
+use crate::sys::eventfd;
+use crate::wait::{Waitable, wait};
+use crate::wire::Fd;
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// Chunks in flight per worker: one running, one waiting in its queue.
+const PREFETCH: usize = 2;
+/// A chunk whose worker died with no task of it running (before it started,
+/// or while sending its results) is retried this many times.
+const MAX_RETRIES: u32 = 2;
+/// Consecutive workers that die before their initializer finished, after
+/// which the pool gives up (Python would respawn forever).
+const MAX_START_FAILURES: u32 = 3;
+
+/// What a pool runs a task with.
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) method: StartMethod,
+    pub(crate) max_tasks: Option<u64>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) init: Option<Init>,
+}
+
+/// The initializer, its encoded argument and the argument's handles.
+pub(crate) type Init = (InitRun, Vec<u8>, Vec<OwnedFd>);
+
+/// A request to the manager.
+pub(crate) enum Cmd {
+    Submit(Chunk),
+    /// Cancel a chunk; the reply says whether it was still pending.
+    Cancel(u64, mpsc::Sender<bool>),
+    /// No more submissions: finish the work, then stop the workers.
+    Close,
+    /// Stop everything now.
+    Terminate,
+}
+
+/// A chunk of consecutive tasks of one call.
+pub(crate) struct Chunk {
+    pub(crate) id: u64,
+    pub(crate) call: Arc<Call>,
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    pub(crate) run: RunSpec,
+    /// The arguments, a postcard `Vec<A>`, and their handles.
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) skip: Vec<u32>,
+    pub(crate) retries: u32,
+    pub(crate) cancelled: bool,
+}
+
+impl Chunk {
+    /// Fails every task of the chunk not yet failed.
+    fn fail_rest(&mut self, error: impl Fn() -> Error) {
+        for pos in 0..self.count {
+            if !self.skip.contains(&(pos as u32)) {
+                let index = self.first + pos;
+                self.call.deliver(Arrival::Failed {
+                    index,
+                    error: error().in_task(index),
+                });
+            }
+        }
+        self.skip = (0..self.count as u32).collect();
+    }
+}
+
+/// What the callers and the manager share.
+pub(crate) struct Shared {
+    cmds: Mutex<Vec<Cmd>>,
+    bell: OwnedFd,
+    next_chunk: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    /// Whether the manager has stopped (nothing will be delivered any more).
+    pub(crate) stopped: AtomicBool,
+    pub(crate) processes: usize,
+}
+
+impl Shared {
+    pub(crate) fn new(processes: usize) -> Result<Shared, Error> {
+        Ok(Shared {
+            cmds: Mutex::new(Vec::new()),
+            bell: eventfd::semaphore().map_err(|e| Error::io("pool doorbell", e))?,
+            next_chunk: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            processes,
+        })
+    }
+
+    pub(crate) fn send(&self, cmd: Cmd) {
+        if self.stopped.load(Ordering::Acquire) {
+            // Nobody will answer: fail what needs an answer at once.
+            match cmd {
+                Cmd::Submit(mut c) => c.fail_rest(pool_gone),
+                Cmd::Cancel(_, reply) => drop(reply.send(false)),
+                Cmd::Close | Cmd::Terminate => {}
+            }
+            return;
+        }
+        self.cmds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cmd);
+        eventfd::ring(self.bell.as_fd());
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_chunk.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn pool_gone() -> Error {
+    Error::misuse("the pool was terminated before the task finished")
+}
+
+struct Bell<'a>(BorrowedFd<'a>);
+
+impl Waitable for Bell<'_> {
+    fn ready_fd(&self) -> BorrowedFd<'_> {
+        self.0
+    }
+}
+
+struct Worker {
+    process: Process<()>,
+    tasks: Queue<()>,
+    inflight: VecDeque<Chunk>,
+    dispatched: u64,
+    retiring: bool,
+}
+
+/// Why a worker is being replaced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Died,
+    Timeout,
+    Cancelled,
+}
+
+pub(crate) struct Manager {
+    shared: Arc<Shared>,
+    config: Config,
+    results: Queue<()>,
+    progress: RawArray<u64>,
+    workers: Vec<Option<Worker>>,
+    pending: VecDeque<Chunk>,
+    closing: bool,
+    start_failures: u32,
+    /// Set when workers cannot be started: every task fails with it.
+    broken: Option<String>,
+}
+
+impl Manager {
+    /// Starts the workers (so that a pool that cannot start fails to build).
+    pub(crate) fn start(shared: Arc<Shared>, config: Config) -> Result<Manager, Error> {
+        let n = config.processes;
+        let mut m = Manager {
+            shared,
+            results: Queue::new()?,
+            progress: RawArray::new(n * PROGRESS_WORDS)?,
+            workers: (0..n).map(|_| None).collect(),
+            config,
+            pending: VecDeque::new(),
+            closing: false,
+            start_failures: 0,
+            broken: None,
+        };
+        for slot in 0..n {
+            m.spawn(slot)?;
+        }
+        Ok(m)
+    }
+
+    fn spawn(&mut self, slot: usize) -> Result<(), Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let tasks = Queue::<()>::new()?;
+        let init = match &self.config.init {
+            None => None,
+            Some((run, arg, fds)) => Some(InitSpec {
+                run: *run,
+                arg: arg.clone(),
+                fds: fds
+                    .iter()
+                    .map(|f| f.try_clone().map(Fd::from))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Error::io("cannot pass the initializer's handles", e))?,
+            }),
+        };
+        let setup = WorkerSetup {
+            slot: slot as u32,
+            tasks: tasks.clone(),
+            results: self.results.clone(),
+            progress: self.progress.clone(),
+            init,
+        };
+        if let Some(p) = Progress::of(&self.progress, slot) {
+            p.set(STARTING, 0);
+        }
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let process = Process::builder()
+            .name(format!("PoolWorker-{n}"))
+            .start_method(self.config.method)
+            .spawn(worker::worker_main, setup)?;
+        self.workers[slot] = Some(Worker {
+            process,
+            tasks,
+            inflight: VecDeque::new(),
+            dispatched: 0,
+            retiring: false,
+        });
+        Ok(())
+    }
+
+    /// The manager thread's body.
+    pub(crate) fn run(mut self) {
+        loop {
+            let cmds =
+                std::mem::take(&mut *self.shared.cmds.lock().unwrap_or_else(|e| e.into_inner()));
+            for cmd in cmds {
+                match cmd {
+                    Cmd::Submit(c) => self.submit(c),
+                    Cmd::Cancel(id, reply) => {
+                        let _ = reply.send(self.cancel(id));
+                    }
+                    Cmd::Close => self.closing = true,
+                    Cmd::Terminate => return self.terminate(),
+                }
+            }
+            self.dispatch();
+            if self.closing && self.pending.is_empty() && self.idle() {
+                return self.finish();
+            }
+            let dead = self.wait_for_something();
+            self.drain_results();
+            for slot in dead {
+                self.replace(slot, Cause::Died);
+            }
+            self.check_timeouts();
+        }
+    }
+
+    fn submit(&mut self, mut c: Chunk) {
+        match &self.broken {
+            Some(why) => {
+                let why = why.clone();
+                c.fail_rest(|| Error::start(why.clone()));
+            }
+            None => self.pending.push_back(c),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.workers.iter().flatten().all(|w| w.inflight.is_empty())
+    }
+
+    /// Sleeps until a command, a result, a worker's end or the next task
+    /// deadline; returns the slots whose worker has ended.
+    fn wait_for_something(&mut self) -> Vec<usize> {
+        let bell = Bell(self.shared.bell.as_fd());
+        let mut objects: Vec<&dyn Waitable> = vec![&self.results, &bell];
+        let mut slots = Vec::new();
+        let sentinels: Vec<_> = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, w)| w.as_ref().map(|w| (slot, w.process.sentinel())))
+            .collect();
+        for (slot, s) in &sentinels {
+            objects.push(s);
+            slots.push(*slot);
+        }
+        let ready = wait(&objects, self.next_deadline()).unwrap_or_default();
+        while eventfd::take(self.shared.bell.as_fd()) {}
+        ready
+            .into_iter()
+            .filter(|i| *i >= 2)
+            .filter_map(|i| slots.get(i - 2).copied())
+            .collect()
+    }
+
+    /// How long until the earliest running task's timeout.
+    fn next_deadline(&self) -> Option<Duration> {
+        let limit = self.config.task_timeout?;
+        if self.idle() {
+            return None;
+        }
+        // A worker that starts a task does not wake us: look again at
+        // least this often while any task is out.
+        let mut next = (limit / 8).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let now = worker::now_ns();
+        for (_, _, started) in self.busy_slots() {
+            let end = started.saturating_add(limit.as_nanos() as u64);
+            next = next.min(Duration::from_nanos(end.saturating_sub(now)));
+        }
+        Some(next.max(Duration::from_millis(1)))
+    }
+
+    /// `(slot, chunk, started_ns)` of every worker running a task.
+    fn busy_slots(&self) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
+        self.workers.iter().enumerate().filter_map(|(slot, w)| {
+            let w = w.as_ref()?;
+            if w.inflight.is_empty() {
+                return None;
+            }
+            let (chunk, _, started) = Progress::of(&self.progress, slot)?.read();
+            (chunk != IDLE && chunk != STARTING).then_some((slot, chunk, started))
+        })
+    }
+
+    fn check_timeouts(&mut self) {
+        let Some(limit) = self.config.task_timeout else {
+            return;
+        };
+        let now = worker::now_ns();
+        let expired: Vec<usize> = self
+            .busy_slots()
+            .filter(|(_, _, started)| now.saturating_sub(*started) >= limit.as_nanos() as u64)
+            .map(|(slot, _, _)| slot)
+            .collect();
+        for slot in expired {
+            self.replace(slot, Cause::Timeout);
+        }
+    }
+
+    fn drain_results(&mut self) {
+        loop {
+            let got = self.results.try_get_raw(|bytes, fds| {
+                let Ok((head, body)) = postcard::take_from_bytes::<ResultHeader>(bytes) else {
+                    return None;
+                };
+                Some((head, body.to_vec(), fds))
+            });
+            match got {
+                Ok(Some((head, body, fds))) => self.on_result(head, body, fds),
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_result(&mut self, head: ResultHeader, body: Vec<u8>, fds: Vec<OwnedFd>) {
+        let Some(w) = self
+            .workers
+            .get_mut(head.slot as usize)
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let Some(at) = w.inflight.iter().position(|c| c.id == head.chunk) else {
+            return;
+        };
+        let Some(mut chunk) = w.inflight.remove(at) else {
+            return;
+        };
+        if chunk.cancelled {
+            return;
+        }
+        match head.failed {
+            Some(why) => chunk.fail_rest(|| Error::new(Kind::Decode(why.clone()))),
+            None => chunk.call.deliver(Arrival::Chunk {
+                first: chunk.first,
+                count: chunk.count,
+                pid: head.pid,
+                busy_ns: head.busy_ns,
+                body,
+                fds,
+            }),
+        }
+    }
+
+    fn dispatch(&mut self) {
+        for slot in 0..self.workers.len() {
+            while let Some(w) = self.workers[slot].as_mut() {
+                if w.retiring || w.inflight.len() >= PREFETCH {
+                    break;
+                }
+                let Some(mut chunk) = self.pending.pop_front() else {
+                    return;
+                };
+                if chunk.call.is_abandoned() || chunk.cancelled {
+                    continue;
+                }
+                if let Err(e) = send_chunk(&w.tasks, &chunk) {
+                    chunk.fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
+                    continue;
+                }
+                w.inflight.push_back(chunk);
+                w.dispatched += 1;
+                if self.config.max_tasks == Some(w.dispatched) {
+                    w.retiring = true;
+                    let exit = postcard::to_allocvec(&ToWorker::Exit).unwrap_or_default();
+                    let _ = w.tasks.put_raw(&exit, &[]);
+                }
+            }
+        }
+    }
+
+    /// Kills (if needed) and replaces the worker in `slot`, failing the
+    /// task it was running (for `cause`) and re-queueing its other chunks.
+    fn replace(&mut self, slot: usize, cause: Cause) {
+        let Some(mut w) = self.workers[slot].take() else {
+            return;
+        };
+        let _ = w.process.kill();
+        let joined = w.process.join_timeout(Duration::from_secs(5));
+        let pid = w.process.pid();
+        let status = w.process.exitcode();
+        let panic = joined.err().filter(Error::is_panic).map(|e| e.to_string());
+        let error = move || match cause {
+            Cause::Timeout => Error::timeout(),
+            Cause::Cancelled => Error::cancelled(),
+            Cause::Died => match (&panic, status) {
+                (Some(p), _) => Error::start(p.clone()),
+                (None, Some(status)) => Error::new(Kind::Died { pid, status }),
+                (None, None) => Error::new(Kind::Died {
+                    pid,
+                    status: ExitStatus::Signal(libc::SIGKILL),
+                }),
+            },
+        };
+        let (pchunk, ppos, _) = Progress::of(&self.progress, slot)
+            .map(|p| p.read())
+            .unwrap_or((IDLE, 0, 0));
+        let mut back = Vec::new();
+        if pchunk == STARTING && cause == Cause::Died {
+            self.start_failures += 1;
+            back.extend(w.inflight.drain(..));
+        } else {
+            self.start_failures = 0;
+            for (n, mut chunk) in w.inflight.drain(..).enumerate() {
+                if chunk.cancelled {
+                    continue;
+                }
+                if n == 0 && pchunk == chunk.id && (ppos as usize) < chunk.count {
+                    let index = chunk.first + ppos as usize;
+                    chunk.call.deliver(Arrival::Failed {
+                        index,
+                        error: error().in_task(index),
+                    });
+                    chunk.skip.push(ppos as u32);
+                } else if n == 0 {
+                    chunk.retries += 1;
+                    if chunk.retries > MAX_RETRIES {
+                        chunk.fail_rest(&error);
+                    }
+                }
+                if chunk.skip.len() < chunk.count {
+                    back.push(chunk);
+                }
+            }
+        }
+        for chunk in back.into_iter().rev() {
+            self.pending.push_front(chunk);
+        }
+        if self.start_failures >= MAX_START_FAILURES {
+            let why = format!("pool workers keep failing to start: {}", error());
+            self.give_up(why);
+            return;
+        }
+        if self.closing && self.pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.spawn(slot) {
+            self.start_failures += 1;
+            if self.start_failures >= MAX_START_FAILURES || self.workers.iter().all(Option::is_none)
+            {
+                self.give_up(format!("cannot start a pool worker: {e}"));
+            }
+        }
+    }
+
+    /// Fails everything pending, and everything submitted from now on.
+    fn give_up(&mut self, why: String) {
+        for mut c in self.pending.drain(..) {
+            c.fail_rest(|| Error::start(why.clone()));
+        }
+        self.broken = Some(why);
+    }
+
+    fn cancel(&mut self, id: u64) -> bool {
+        if let Some(at) = self.pending.iter().position(|c| c.id == id) {
+            if let Some(mut c) = self.pending.remove(at) {
+                c.fail_rest(Error::cancelled);
+            }
+            return true;
+        }
+        let found = self.workers.iter().enumerate().find_map(|(slot, w)| {
+            let w = w.as_ref()?;
+            let n = w.inflight.iter().position(|c| c.id == id)?;
+            Some((slot, n))
+        });
+        let Some((slot, n)) = found else {
+            return false;
+        };
+        let running = Progress::of(&self.progress, slot).is_some_and(|p| p.read().0 == id);
+        if running {
+            // Killing the worker fails the running task as cancelled.
+            self.replace(slot, Cause::Cancelled);
+            // Its other tasks, re-queued, are cancelled too.
+            if let Some(at) = self.pending.iter().position(|c| c.id == id) {
+                if let Some(mut c) = self.pending.remove(at) {
+                    c.fail_rest(Error::cancelled);
+                }
+            }
+        } else if let Some(c) = self.workers[slot]
+            .as_mut()
+            .and_then(|w| w.inflight.get_mut(n))
+        {
+            c.fail_rest(Error::cancelled);
+            c.cancelled = true;
+        }
+        true
+    }
+
+    /// `close` + all work done: let the workers exit, then stop.
+    fn finish(mut self) {
+        let exit = postcard::to_allocvec(&ToWorker::Exit).unwrap_or_default();
+        for w in self.workers.iter().flatten() {
+            let _ = w.tasks.put_raw(&exit, &[]);
+        }
+        for w in self.workers.iter_mut().flatten() {
+            if w.process.join_timeout(Duration::from_secs(10)).is_err() {
+                let _ = w.process.kill();
+                let _ = w.process.join_timeout(Duration::from_secs(5));
+            }
+        }
+        self.shared.stopped.store(true, Ordering::Release);
+        self.fail_leftovers();
+    }
+
+    /// Kills every worker and fails whatever was not finished.
+    fn terminate(mut self) {
+        for w in self.workers.iter().flatten() {
+            let _ = w.process.kill();
+        }
+        for w in self.workers.iter_mut().flatten() {
+            let _ = w.process.join_timeout(Duration::from_secs(5));
+            for mut c in w.inflight.drain(..) {
+                if !c.cancelled {
+                    c.fail_rest(pool_gone);
+                }
+            }
+        }
+        self.shared.stopped.store(true, Ordering::Release);
+        for mut c in self.pending.drain(..) {
+            c.fail_rest(pool_gone);
+        }
+        self.fail_leftovers();
+    }
+
+    /// Commands that raced with the stop.
+    fn fail_leftovers(&self) {
+        let cmds = std::mem::take(&mut *self.shared.cmds.lock().unwrap_or_else(|e| e.into_inner()));
+        for cmd in cmds {
+            match cmd {
+                Cmd::Submit(mut c) => c.fail_rest(pool_gone),
+                Cmd::Cancel(_, reply) => drop(reply.send(false)),
+                Cmd::Close | Cmd::Terminate => {}
+            }
+        }
+    }
+}
+
+fn send_chunk(tasks: &Queue<()>, chunk: &Chunk) -> Result<(), std::io::Error> {
+    let header = ToWorker::Run(TaskHeader {
+        chunk: chunk.id,
+        run: chunk.run,
+        skip: chunk.skip.clone(),
+    });
+    let mut msg = postcard::to_allocvec(&header).map_err(std::io::Error::other)?;
+    msg.extend_from_slice(&chunk.args);
+    let fds = chunk
+        .fds
+        .iter()
+        .map(OwnedFd::try_clone)
+        .collect::<Result<Vec<_>, _>>()?;
+    tasks
+        .put_raw(&msg, &fds)
+        .map_err(|f| std::io::Error::other(f.to_string()))
+}
+
+fn io_copy(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}

@@ -1,0 +1,284 @@
+//! Cutting inputs into chunks and gathering results: what `map`, `imap`,
+//! `imap_unordered` and `map_async` share.
+
+use super::handle::{Arrival, Call};
+use super::manager::{Chunk, Cmd, Shared};
+use super::task::RunSpec;
+use crate::error::Error;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Chunk duration the automatic chunk size aims at: long enough that the
+/// per-message cost (tens of microseconds) is noise.
+const TARGET_CHUNK: Duration = Duration::from_millis(2);
+/// The automatic chunk size never grows past this.
+const MAX_AUTO_CHUNK: usize = 1 << 14;
+
+/// Encodes `items` (tasks `first..`) as one chunk and submits it.
+pub(crate) fn submit_chunk<A: Serialize>(
+    shared: &Shared,
+    call: &Arc<Call>,
+    run: RunSpec,
+    first: usize,
+    items: &[A],
+) -> Result<u64, Error> {
+    let (args, fds) = crate::wire::encode(items)?;
+    let id = shared.next_id();
+    shared.send(Cmd::Submit(Chunk {
+        id,
+        call: Arc::clone(call),
+        first,
+        count: items.len(),
+        run,
+        args,
+        fds,
+        skip: Vec::new(),
+        retries: 0,
+        cancelled: false,
+    }));
+    Ok(id)
+}
+
+/// Python's default chunk size for `n` tasks over `workers` processes.
+pub(crate) fn default_chunksize(n: usize, workers: usize) -> usize {
+    n.div_ceil(workers.max(1) * 4).max(1)
+}
+
+/// Waits for `total` results of `call`, in task order; the failures, if
+/// any, are returned together once every task has finished.
+pub(crate) fn gather<R: DeserializeOwned>(
+    call: &Call,
+    total: usize,
+    deadline: Option<Instant>,
+) -> Result<Vec<R>, Error> {
+    let mut slots: Vec<Option<Result<R, Error>>> = (0..total).map(|_| None).collect();
+    let mut got = 0;
+    while got < total {
+        let Some(a) = call.take(deadline) else {
+            return Err(Error::timeout());
+        };
+        for (i, r) in a.decode::<R>() {
+            if let Some(slot @ None) = slots.get_mut(i) {
+                *slot = Some(r);
+                got += 1;
+            }
+        }
+    }
+    let mut values = Vec::with_capacity(total);
+    let mut failures = Vec::new();
+    for r in slots.into_iter().flatten() {
+        match r {
+            Ok(v) => values.push(v),
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        Ok(values)
+    } else {
+        Err(Error::of_failures(failures))
+    }
+}
+
+/// The lazy iterator of [`Pool::imap`](crate::Pool::imap) and
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered): one `Result` per
+/// task.
+///
+/// It pulls from its input only as results are consumed (a bounded number
+/// of chunks is in flight), so an endless input works; dropping it drops
+/// the chunks not yet started. The chunk size is automatic (starting at
+/// one task and growing until a chunk takes about 2 ms) unless set with
+/// [`chunksize`](Self::chunksize) before the first `next`.
+pub struct Imap<'p, I: Iterator, R> {
+    shared: &'p Shared,
+    call: Arc<Call>,
+    run: RunSpec,
+    input: I,
+    exhausted: bool,
+    /// Tasks submitted so far (the next task's index).
+    submitted: usize,
+    received: usize,
+    /// Chunks in flight allowed.
+    window: usize,
+    chunk: usize,
+    fixed_chunk: bool,
+    ordered: bool,
+    ahead: BTreeMap<usize, Result<R, Error>>,
+    ready: VecDeque<Result<R, Error>>,
+    next_out: usize,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<'p, I, R> Imap<'p, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+    R: DeserializeOwned,
+{
+    pub(crate) fn new(shared: &'p Shared, run: RunSpec, input: I, ordered: bool) -> Self {
+        Imap {
+            window: shared.processes * 2 + 2,
+            shared,
+            call: Arc::new(Call::default()),
+            run,
+            input,
+            exhausted: false,
+            submitted: 0,
+            received: 0,
+            chunk: 1,
+            fixed_chunk: false,
+            ordered,
+            ahead: BTreeMap::new(),
+            ready: VecDeque::new(),
+            next_out: 0,
+            _r: PhantomData,
+        }
+    }
+
+    /// Sets the number of tasks per chunk (Python's `chunksize`) instead of
+    /// the automatic size.
+    pub fn chunksize(mut self, n: usize) -> Self {
+        self.chunk = n.max(1);
+        self.fixed_chunk = true;
+        self
+    }
+
+    fn fill(&mut self) {
+        while !self.exhausted && self.submitted - self.received < self.window * self.chunk {
+            let items: Vec<I::Item> = self.input.by_ref().take(self.chunk).collect();
+            if items.len() < self.chunk {
+                self.exhausted = true;
+            }
+            if items.is_empty() {
+                break;
+            }
+            let first = self.submitted;
+            let n = items.len();
+            self.submitted += n;
+            if let Err(e) = submit_chunk(self.shared, &self.call, self.run, first, &items) {
+                // Unencodable arguments: each task of the chunk fails.
+                let why = e.to_string();
+                for i in first..first + n {
+                    self.call.deliver(Arrival::Failed {
+                        index: i,
+                        error: Error::new(crate::error::Kind::Decode(why.clone())).in_task(i),
+                    });
+                }
+            }
+        }
+    }
+
+    fn tune(&mut self, count: usize, busy_ns: u64) {
+        if self.fixed_chunk || count == 0 {
+            return;
+        }
+        let per_task = (busy_ns / count as u64).max(1);
+        let fits = (TARGET_CHUNK.as_nanos() as u64 / per_task) as usize;
+        // Grow at most fourfold per observation; never shrink below 1.
+        self.chunk = fits.clamp(1, (self.chunk * 4).min(MAX_AUTO_CHUNK));
+    }
+
+    fn receive(&mut self) {
+        let Some(a) = self.call.take(None) else {
+            return;
+        };
+        if let Arrival::Chunk { count, busy_ns, .. } = &a {
+            self.tune(*count, *busy_ns);
+        }
+        for (i, r) in a.decode::<R>() {
+            self.received += 1;
+            if self.ordered {
+                self.ahead.insert(i, r);
+            } else {
+                self.ready.push_back(r);
+            }
+        }
+    }
+}
+
+impl<I, R> Iterator for Imap<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        loop {
+            if self.ordered {
+                if let Some(r) = self.ahead.remove(&self.next_out) {
+                    self.next_out += 1;
+                    return Some(r);
+                }
+            } else if let Some(r) = self.ready.pop_front() {
+                return Some(r);
+            }
+            self.fill();
+            if self.exhausted && self.received >= self.submitted {
+                return None;
+            }
+            self.receive();
+        }
+    }
+}
+
+impl<I: Iterator, R> Drop for Imap<'_, I, R> {
+    fn drop(&mut self) {
+        self.call.abandon();
+    }
+}
+
+impl<I: Iterator, R> fmt::Debug for Imap<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imap")
+            .field("submitted", &self.submitted)
+            .field("received", &self.received)
+            .field("chunksize", &self.chunk)
+            .finish()
+    }
+}
+
+/// The pending results of [`Pool::map_async`](crate::Pool::map_async)
+/// (Python's `MapResult`).
+pub struct MapHandle<R> {
+    pub(crate) call: Arc<Call>,
+    pub(crate) total: usize,
+    pub(crate) _r: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> MapHandle<R> {
+    /// Waits for every task; the results in input order.
+    ///
+    /// # Errors
+    /// As [`Pool::map`](crate::Pool::map).
+    pub fn get(self) -> Result<Vec<R>, Error> {
+        gather(&self.call, self.total, None)
+    }
+
+    /// [`get`](Self::get), waiting at most `timeout` in all.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), or [`Error::is_timeout`].
+    pub fn get_timeout(self, timeout: Duration) -> Result<Vec<R>, Error> {
+        gather(&self.call, self.total, Instant::now().checked_add(timeout))
+    }
+}
+
+impl<R> Drop for MapHandle<R> {
+    fn drop(&mut self) {
+        self.call.abandon();
+    }
+}
+
+impl<R> fmt::Debug for MapHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapHandle")
+            .field("tasks", &self.total)
+            .finish()
+    }
+}

@@ -1,0 +1,297 @@
+//! What travels between a pool and its workers, and how a worker runs a
+//! chunk of tasks.
+//!
+//! A task message is a [`ToWorker`] header followed, for `Run`, by the
+//! chunk's arguments as a postcard `Vec<A>`; a result message is a
+//! [`ResultHeader`] followed by a `Vec<ItemOutcome<R>>`. Headers carry no
+//! handles, so the handles of the body are indexed from 0 either way, and a
+//! side that does not know `A` or `R` (the pool's manager thread) can read
+//! the header and pass the body on untouched.
+//!
+//! Functions travel as in [`Process::spawn`](crate::Process::spawn): as
+//! offsets from an anchor in this executable (the worker was started from
+//! the same executable, checked at its start), with a monomorphised
+//! *runner* that checks the type signature before calling anything.
+
+use crate::error::{Error, Kind};
+use crate::process::{address_at, last_panic_details, offset_of, signature};
+use crate::wire::{self, WireError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The header of a message to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    /// Run a chunk; its arguments follow.
+    Run(TaskHeader),
+    /// Finish: exit once this message is taken.
+    Exit,
+}
+
+/// Which chunk to run, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TaskHeader {
+    pub(crate) chunk: u64,
+    pub(crate) run: RunSpec,
+    /// Positions in the chunk not to run (they already failed).
+    pub(crate) skip: Vec<u32>,
+}
+
+/// A function and the runner that calls it, as offsets.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct RunSpec {
+    runner: i64,
+    function: i64,
+    signature: u64,
+}
+
+/// The header of a result message.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ResultHeader {
+    pub(crate) chunk: u64,
+    pub(crate) slot: u32,
+    pub(crate) pid: u32,
+    /// Time spent running the chunk (chunk-size tuning).
+    pub(crate) busy_ns: u64,
+    /// Set when the chunk could not run at all (undecodable arguments, a
+    /// type mismatch): every task of it fails with this; no body follows.
+    pub(crate) failed: Option<String>,
+}
+
+/// What one task of a chunk produced.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ItemOutcome<R> {
+    Done(R),
+    Panicked {
+        message: String,
+        location: Option<String>,
+        backtrace: Option<String>,
+    },
+    /// The argument or the result could not be decoded or encoded.
+    Failed(String),
+    /// Not run (see [`TaskHeader::skip`]).
+    Skipped,
+}
+
+/// Runs a chunk: `(function, signature, arguments, their handles, skip,
+/// before-each-task hook)` → the encoded `Vec<ItemOutcome<R>>`.
+pub(crate) type Runner = fn(
+    usize,
+    u64,
+    &[u8],
+    Vec<OwnedFd>,
+    &[u32],
+    &mut dyn FnMut(u32),
+) -> Result<(Vec<u8>, Vec<OwnedFd>), String>;
+
+/// How a runner calls the function at an address with one decoded
+/// argument.
+trait Call<A, R> {
+    /// Distinguishes callers in the signature hash.
+    const KIND: u64;
+
+    /// # Safety
+    /// `function` is the address of a function of the type this caller is
+    /// for (checked through the signature hash by the runner).
+    unsafe fn call(function: usize, arg: A) -> R;
+}
+
+/// `fn(A) -> R` (map, apply).
+struct Unary;
+
+impl<A, R> Call<A, R> for Unary {
+    const KIND: u64 = 1;
+    unsafe fn call(function: usize, arg: A) -> R {
+        // SAFETY: per the contract, `function` is an `fn(A) -> R`; fn
+        // pointers and usize have the same size.
+        let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(function) };
+        f(arg)
+    }
+}
+
+/// `fn(A, B) -> R` called with `(A, B)` (starmap).
+struct Binary;
+
+impl<A, B, R> Call<(A, B), R> for Binary {
+    const KIND: u64 = 2;
+    unsafe fn call(function: usize, (a, b): (A, B)) -> R {
+        // SAFETY: per the contract, `function` is an `fn(A, B) -> R`.
+        let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(function) };
+        f(a, b)
+    }
+}
+
+fn spec_hash<A, R, C: Call<A, R>>() -> u64 {
+    signature::<A, R>() ^ C::KIND.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+impl RunSpec {
+    fn of<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(function: usize) -> RunSpec {
+        let runner: Runner = run_chunk::<A, R, C>;
+        RunSpec {
+            runner: offset_of(runner as usize),
+            function: offset_of(function),
+            signature: spec_hash::<A, R, C>(),
+        }
+    }
+
+    /// For `f: fn(A) -> R`.
+    pub(crate) fn unary<A, R>(f: fn(A) -> R) -> RunSpec
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+    {
+        RunSpec::of::<A, R, Unary>(f as usize)
+    }
+
+    /// For `f: fn(A, B) -> R`, called with tuples.
+    pub(crate) fn binary<A, B, R>(f: fn(A, B) -> R) -> RunSpec
+    where
+        A: DeserializeOwned,
+        B: DeserializeOwned,
+        R: Serialize,
+    {
+        RunSpec::of::<(A, B), R, Binary>(f as usize)
+    }
+
+    /// Runs a chunk in this (worker) process.
+    pub(crate) fn run(
+        &self,
+        args: &[u8],
+        fds: Vec<OwnedFd>,
+        skip: &[u32],
+        before: &mut dyn FnMut(u32),
+    ) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+        let runner = address_at(self.runner);
+        // SAFETY: [1] `runner` was computed by the pool from a real
+        // `Runner` in this same executable (the worker's start checked the
+        // executable's identity), shifted by the anchor offset; [2] fn
+        // pointers and usize have the same size. The runner itself checks
+        // the signature before it touches `function`.
+        let runner = unsafe { std::mem::transmute::<usize, Runner>(runner) };
+        runner(
+            address_at(self.function),
+            self.signature,
+            args,
+            fds,
+            skip,
+            before,
+        )
+    }
+}
+
+fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
+    function: usize,
+    sig: u64,
+    args: &[u8],
+    fds: Vec<OwnedFd>,
+    skip: &[u32],
+    before: &mut dyn FnMut(u32),
+) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+    if sig != spec_hash::<A, R, C>() {
+        return Err(format!(
+            "type signature mismatch: the worker expected a task of {} -> {}",
+            std::any::type_name::<A>(),
+            std::any::type_name::<R>()
+        ));
+    }
+    let args: Vec<A> =
+        wire::decode(args, fds).map_err(|e| format!("cannot decode the arguments: {e}"))?;
+    let outcomes: Vec<ItemOutcome<R>> = args
+        .into_iter()
+        .enumerate()
+        .map(|(pos, arg)| {
+            if skip.contains(&(pos as u32)) {
+                return ItemOutcome::Skipped;
+            }
+            before(pos as u32);
+            // SAFETY: the signature hash matched: `function` is the
+            // function this caller kind was chosen for.
+            run_caught(|| unsafe { C::call(function, arg) })
+        })
+        .collect();
+    match wire::encode(&outcomes) {
+        Ok(encoded) => Ok(encoded),
+        // One result cannot be encoded: find it, fail it alone.
+        Err(_) => {
+            let outcomes: Vec<ItemOutcome<R>> = outcomes
+                .into_iter()
+                .map(|o| match wire::encode(&o) {
+                    Ok(_) => o,
+                    Err(e) => ItemOutcome::Failed(format!("cannot encode the result: {e}")),
+                })
+                .collect();
+            wire::encode(&outcomes).map_err(|e| format!("cannot encode the results: {e}"))
+        }
+    }
+}
+
+/// Runs one task, catching a panic with its location.
+fn run_caught<R>(f: impl FnOnce() -> R) -> ItemOutcome<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => ItemOutcome::Done(v),
+        Err(payload) => {
+            let message = if let Some(s) = payload.downcast_ref::<&str>() {
+                (*s).to_owned()
+            } else if let Some(s) = payload.downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "Box<dyn Any> (a panic payload that is not a string)".to_owned()
+            };
+            let (location, backtrace) = last_panic_details();
+            ItemOutcome::Panicked {
+                message,
+                location,
+                backtrace,
+            }
+        }
+    }
+}
+
+/// Decodes a result body into one `Result` per task, tagged with its
+/// index (`first` + position); skipped positions are left out.
+pub(crate) fn decode_outcomes<R: DeserializeOwned>(
+    first: usize,
+    count: usize,
+    pid: u32,
+    body: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Vec<(usize, Result<R, Error>)> {
+    let outcomes: Vec<ItemOutcome<R>> = match wire::decode(body, fds) {
+        Ok(o) => o,
+        Err(e) => {
+            let why = match e {
+                WireError::Io(e) => e.to_string(),
+                other => other.to_string(),
+            };
+            return (first..first + count)
+                .map(|i| (i, Err(Error::new(Kind::Decode(why.clone())).in_task(i))))
+                .collect();
+        }
+    };
+    outcomes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(pos, o)| {
+            let i = first + pos;
+            let r = match o {
+                ItemOutcome::Done(v) => Ok(v),
+                ItemOutcome::Skipped => return None,
+                ItemOutcome::Panicked {
+                    message,
+                    location,
+                    backtrace,
+                } => Err(Error::new(Kind::Panicked {
+                    pid,
+                    message,
+                    location,
+                    backtrace,
+                })),
+                ItemOutcome::Failed(why) => Err(Error::new(Kind::Decode(why))),
+            };
+            Some((i, r.map_err(|e| e.in_task(i))))
+        })
+        .collect()
+}

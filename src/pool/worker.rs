@@ -1,0 +1,236 @@
+//! The worker side: a child process that runs the initializer, then chunks
+//! from its own task queue until told to exit, writing what it is doing to
+//! a shared progress slot that the pool reads when the worker dies or a
+//! task overstays its timeout.
+
+use super::task::{ResultHeader, ToWorker};
+use crate::channel::Queue;
+use crate::shared::RawArray;
+use crate::wire::Fd;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Instant;
+
+/// Words per worker in the progress array.
+pub(crate) const PROGRESS_WORDS: usize = 4;
+/// `chunk` while the worker runs its initializer.
+pub(crate) const STARTING: u64 = u64::MAX;
+/// `chunk` while the worker is between chunks.
+pub(crate) const IDLE: u64 = 0;
+
+/// What a worker is given at its start.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerSetup {
+    pub(crate) slot: u32,
+    pub(crate) tasks: Queue<()>,
+    pub(crate) results: Queue<()>,
+    pub(crate) progress: RawArray<u64>,
+    pub(crate) init: Option<InitSpec>,
+}
+
+/// The initializer: a function and its encoded argument.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct InitSpec {
+    pub(crate) run: InitRun,
+    pub(crate) arg: Vec<u8>,
+    pub(crate) fds: Vec<Fd>,
+}
+
+/// `fn(A) -> S` as offsets, run by [`run_init`].
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct InitRun {
+    runner: i64,
+    function: i64,
+    signature: u64,
+}
+
+type InitRunner = fn(usize, u64, &[u8], Vec<OwnedFd>) -> Result<Box<dyn Any>, String>;
+
+impl InitRun {
+    pub(crate) fn of<A: DeserializeOwned, S: 'static>(f: fn(A) -> S) -> InitRun {
+        let runner: InitRunner = run_init::<A, S>;
+        InitRun {
+            runner: crate::process::offset_of(runner as usize),
+            function: crate::process::offset_of(f as usize),
+            signature: crate::process::signature::<A, S>(),
+        }
+    }
+}
+
+fn run_init<A: DeserializeOwned, S: 'static>(
+    function: usize,
+    sig: u64,
+    arg: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<Box<dyn Any>, String> {
+    if sig != crate::process::signature::<A, S>() {
+        return Err("type signature mismatch for the initializer".into());
+    }
+    let arg: A = crate::wire::decode(arg, fds)
+        .map_err(|e| format!("cannot decode the initializer's argument: {e}"))?;
+    // SAFETY: the signature hash matched: `function` is the `fn(A) -> S`
+    // the pool took the offset of, in this same executable.
+    let f = unsafe { std::mem::transmute::<usize, fn(A) -> S>(function) };
+    Ok(Box::new(f(arg)))
+}
+
+thread_local! {
+    /// What the initializer returned, for the tasks.
+    static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this worker's state: the value its pool's initializer
+/// returned (see [`PoolBuilder::initializer`](crate::PoolBuilder::initializer)).
+/// `None` outside a pool worker, without an initializer, or if the state is
+/// not an `S`.
+///
+/// # Examples
+/// ```
+/// use multiproc::{Pool, with_worker_state};
+///
+/// fn connect(base: u64) -> u64 {
+///     base // a real initializer opens a connection, loads a model...
+/// }
+///
+/// fn task(x: u64) -> u64 {
+///     with_worker_state(|base: &mut u64| *base + x).unwrap()
+/// }
+///
+/// let pool = Pool::builder().processes(2).initializer(connect, 100).build().unwrap();
+/// assert_eq!(pool.map(task, [1, 2]).unwrap(), [101, 102]);
+/// ```
+pub fn with_worker_state<S: 'static, T>(f: impl FnOnce(&mut S) -> T) -> Option<T> {
+    STATE.with(|s| {
+        let mut s = s.try_borrow_mut().ok()?;
+        let state = s.as_mut()?.downcast_mut::<S>()?;
+        Some(f(state))
+    })
+}
+
+/// One worker's progress words: `[seq, chunk, position, started_ns]`, a
+/// single-writer sequence lock (odd `seq`: being written).
+pub(crate) struct Progress<'a> {
+    words: &'a [std::sync::atomic::AtomicU64],
+}
+
+impl<'a> Progress<'a> {
+    pub(crate) fn of(array: &'a RawArray<u64>, slot: usize) -> Option<Progress<'a>> {
+        let words = array
+            .atomics()
+            .get(slot * PROGRESS_WORDS..(slot + 1) * PROGRESS_WORDS)?;
+        Some(Progress { words })
+    }
+
+    pub(crate) fn set(&self, chunk: u64, pos: u64) {
+        let seq = self.words[0].load(Relaxed);
+        self.words[0].store(seq.wrapping_add(1), Relaxed);
+        std::sync::atomic::fence(Release);
+        self.words[1].store(chunk, Relaxed);
+        self.words[2].store(pos, Relaxed);
+        self.words[3].store(now_ns(), Relaxed);
+        self.words[0].store(seq.wrapping_add(2), Release);
+    }
+
+    /// `(chunk, position, started_ns)`, consistent, or the fields as they
+    /// are if the writer died mid-update.
+    pub(crate) fn read(&self) -> (u64, u64, u64) {
+        for _ in 0..100 {
+            let seq = self.words[0].load(Acquire);
+            let v = (
+                self.words[1].load(Relaxed),
+                self.words[2].load(Relaxed),
+                self.words[3].load(Relaxed),
+            );
+            std::sync::atomic::fence(Acquire);
+            if seq.is_multiple_of(2) && self.words[0].load(Relaxed) == seq {
+                return v;
+            }
+            std::hint::spin_loop();
+        }
+        (
+            self.words[1].load(Relaxed),
+            self.words[2].load(Relaxed),
+            self.words[3].load(Relaxed),
+        )
+    }
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC`: the same clock in every process.
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The worker process's function.
+pub(crate) fn worker_main(setup: WorkerSetup) {
+    let Some(progress) = Progress::of(&setup.progress, setup.slot as usize) else {
+        return;
+    };
+    progress.set(STARTING, 0);
+    if let Some(init) = setup.init {
+        let run = init.run;
+        let fds = init.fds.into_iter().map(Fd::into_owned_fd).collect();
+        let address = crate::process::address_at(run.runner);
+        // SAFETY: the offset was taken by the pool from a real `InitRunner`
+        // of this executable; the runner checks the signature itself.
+        let runner = unsafe { std::mem::transmute::<usize, InitRunner>(address) };
+        match runner(
+            crate::process::address_at(run.function),
+            run.signature,
+            &init.arg,
+            fds,
+        ) {
+            Ok(state) => STATE.with(|s| *s.borrow_mut() = Some(state)),
+            // Reported to the pool as this worker's start failure.
+            Err(why) => panic!("the pool's initializer could not run: {why}"),
+        }
+    }
+    progress.set(IDLE, 0);
+    let pid = std::process::id();
+    loop {
+        let step = setup.tasks.get_raw(None, |bytes, fds| {
+            let (msg, rest) = match postcard::take_from_bytes::<ToWorker>(bytes) {
+                Ok(x) => x,
+                Err(_) => return false,
+            };
+            let header = match msg {
+                ToWorker::Exit => return false,
+                ToWorker::Run(h) => h,
+            };
+            let started = Instant::now();
+            let chunk = header.chunk;
+            let ran = header.run.run(rest, fds, &header.skip, &mut |pos| {
+                progress.set(chunk, u64::from(pos))
+            });
+            progress.set(IDLE, 0);
+            let (body, fds, failed) = match ran {
+                Ok((body, fds)) => (body, fds, None),
+                Err(why) => (Vec::new(), Vec::new(), Some(why)),
+            };
+            let head = ResultHeader {
+                chunk,
+                slot: setup.slot,
+                pid,
+                busy_ns: started.elapsed().as_nanos() as u64,
+                failed,
+            };
+            let Ok(mut msg) = postcard::to_allocvec(&head) else {
+                return false;
+            };
+            msg.extend_from_slice(&body);
+            setup.results.put_raw(&msg, &fds).is_ok()
+        });
+        if !matches!(step, Ok(true)) {
+            return;
+        }
+    }
+}
