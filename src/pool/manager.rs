@@ -254,6 +254,9 @@ impl Manager {
             }
             let dead = self.wait_for_something();
             self.drain_results();
+            // We are the results' only reader: clear the doorbell of what was
+            // just taken, or the next wait would wake for nothing (and pause).
+            self.results.settle();
             for slot in dead {
                 self.replace(slot, Cause::Died);
             }
