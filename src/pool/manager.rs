@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-/// Chunks in flight per worker: one running, one waiting in its queue.
-const PREFETCH: usize = 2;
+/// Chunks in flight per worker: one running, the others waiting in its
+/// queue (so a worker with tiny tasks never waits for the manager).
+const PREFETCH: usize = 4;
 /// A chunk whose worker died with no task of it running (before it started,
 /// or while sending its results) is retried this many times.
 const MAX_RETRIES: u32 = 2;

@@ -121,7 +121,7 @@ where
 {
     pub(crate) fn new(shared: &'p Shared, run: RunSpec, input: I, ordered: bool) -> Self {
         Imap {
-            window: shared.processes * 2 + 2,
+            window: shared.processes * 8 + 2,
             shared,
             call: Arc::new(Call::default()),
             run,
