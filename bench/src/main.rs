@@ -9,6 +9,7 @@ mod output;
 mod python;
 mod raw;
 mod raw_ipc;
+mod raw_lock;
 mod workloads;
 
 use std::process::ExitCode;

@@ -9,6 +9,8 @@
 //! so the fork is sound even if the parent had other threads. Every child has a deadline, dies
 //! with the parent (`PR_SET_PDEATHSIG`), and is killed and reaped by its [`RawChild`] handle
 //! whatever happens to the measurement: no zombie is left behind.
+//!
+//! The lock bounds (`raw_lock.rs`) use the same mapping, child and futex helpers.
 
 use std::io;
 use std::ptr;
@@ -16,9 +18,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long any raw measurement may take, child included, before it is abandoned.
-const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 /// Spins between two looks at the clock (and at the child) in a busy loop.
-const SPINS_PER_CHECK: u32 = 1 << 12;
+pub(crate) const SPINS_PER_CHECK: u32 = 1 << 12;
 /// Spins of one wait before [`relax`] starts giving the CPU away.
 const SPINS_BEFORE_YIELD: u32 = 1 << 10;
 
@@ -45,14 +47,14 @@ pub fn msg_seq(m: &Msg) -> u64 {
 
 /// An anonymous `MAP_SHARED` mapping: after `fork` parent and child see the same pages.
 #[derive(Debug)]
-struct SharedMap {
+pub(crate) struct SharedMap {
     ptr: *mut u8,
     len: usize,
 }
 
 impl SharedMap {
     /// `len` zeroed bytes, page-aligned.
-    fn new(len: usize) -> io::Result<Self> {
+    pub(crate) fn new(len: usize) -> io::Result<Self> {
         // SAFETY: a fresh anonymous mapping; no existing memory is affected.
         let ptr = unsafe {
             libc::mmap(
@@ -80,7 +82,7 @@ impl SharedMap {
     /// zero bytes are a valid `T` (the mapping starts zeroed). The caller accesses it only in
     /// ways that are sound when another process does the same (atomics, or plain accesses
     /// ordered by atomics).
-    unsafe fn at<T>(&self, offset: usize) -> &T {
+    pub(crate) unsafe fn at<T>(&self, offset: usize) -> &T {
         debug_assert!(
             offset.is_multiple_of(align_of::<T>()) && offset + size_of::<T>() <= self.len
         );
@@ -101,8 +103,8 @@ impl Drop for SharedMap {
 /// A forked child running a raw bound. Dropping it kills and reaps the child unless it was
 /// already reaped.
 #[derive(Debug)]
-struct RawChild {
-    pid: libc::pid_t,
+pub(crate) struct RawChild {
+    pub(crate) pid: libc::pid_t,
     /// The wait status, once reaped.
     status: Option<libc::c_int>,
 }
@@ -114,7 +116,7 @@ impl RawChild {
     /// # Safety
     /// `body` runs in a forked child of a possibly multi-threaded process: it must call only
     /// async-signal-safe functions and must not allocate.
-    unsafe fn fork(body: impl FnOnce() -> bool) -> io::Result<Self> {
+    pub(crate) unsafe fn fork(body: impl FnOnce() -> bool) -> io::Result<Self> {
         // SAFETY: `getpid` has no preconditions.
         let parent = unsafe { libc::getpid() };
         // SAFETY: the child runs only `prctl`, `getppid`, `body` (async-signal-safe by the
@@ -149,7 +151,7 @@ impl RawChild {
     }
 
     /// The child's wait status if it has ended (reaping it), `None` while it runs.
-    fn try_reap(&mut self) -> io::Result<Option<libc::c_int>> {
+    pub(crate) fn try_reap(&mut self) -> io::Result<Option<libc::c_int>> {
         while self.status.is_none() {
             let mut status = 0;
             // SAFETY: `status` is a valid place for the wait status.
@@ -169,7 +171,7 @@ impl RawChild {
 
     /// Waits until `deadline` for the child to exit; `Err` unless it exited with status 0. On
     /// timeout the child is killed (by `Drop`).
-    fn wait(mut self, deadline: Instant) -> io::Result<()> {
+    pub(crate) fn wait(mut self, deadline: Instant) -> io::Result<()> {
         loop {
             match self.try_reap()? {
                 Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => {
@@ -220,7 +222,7 @@ fn relax(spins: u32) {
 }
 
 /// Monotonic nanoseconds, from `clock_gettime` (async-signal-safe; usable in a raw child).
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -290,7 +292,7 @@ pub const RING_BOUND: &str = "shm spsc ring";
 const RING_SLOTS: usize = 4096;
 /// Head and tail each get 128 bytes, so that neither they nor the slots share a cache line
 /// (or the adjacent line the prefetcher pulls in).
-const LINE: usize = 128;
+pub(crate) const LINE: usize = 128;
 const HEAD_AT: usize = 0;
 const TAIL_AT: usize = LINE;
 const SLOTS_AT: usize = 2 * LINE;
@@ -464,7 +466,7 @@ pub fn ping_pong_micros(how: PingPong, warmup: u64, n: u64) -> io::Result<f64> {
 
 /// Sleeps while `word` holds `expected`, for at most 50 ms (so callers can check deadlines).
 /// Returns at once if it holds anything else; spurious returns are the caller's to handle.
-fn futex_wait(word: &AtomicU32, expected: u32) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32) {
     let timeout = libc::timespec {
         tv_sec: 0,
         tv_nsec: 50_000_000,
@@ -484,10 +486,15 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
 }
 
 /// Wakes one process sleeping on `word`.
-fn futex_wake(word: &AtomicU32) {
+pub(crate) fn futex_wake(word: &AtomicU32) {
+    futex_wake_n(word, 1);
+}
+
+/// Wakes up to `n` processes sleeping on `word` (`i32::MAX`: all of them).
+pub(crate) fn futex_wake_n(word: &AtomicU32, n: i32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE reads nothing else.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n);
     }
 }
 

@@ -17,6 +17,7 @@ use multiproc::{ExitStatus, Fd, Process, StartMethod, Stdio};
 use serde::{Deserialize, Serialize};
 
 mod channels;
+mod shared;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -461,9 +462,10 @@ fn main() {
     assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
 
     channels::tour();
+    shared::tour();
 
     section(
-        18,
+        24,
         "Fork refuses a multi-threaded caller",
         "Forking a process that has other threads is unsound: StartMethod::Fork checks, and says so.",
     );
@@ -478,11 +480,7 @@ fn main() {
     tx.send(()).expect("wake the thread");
     let _ = thread.join();
 
-    println!(
-        "\nNot built yet (coming in later releases): shared memory (Value, Array, SharedMemory) \
-         and locks (Lock, RLock, Semaphore, Condition, Event, Barrier), Pool and \
-         ProcessPoolExecutor, Manager."
-    );
+    println!("\nNot built yet (coming in later releases): SharedMemory, Manager.");
     assert!(multiproc::active_children().is_empty());
     println!(
         "Tour finished in {}: every step checked.",

@@ -6,6 +6,8 @@
 //! `bench/python/<name>.py`.
 
 mod bulk_64mib;
+mod counter_contended;
+mod lock_uncontended;
 mod peer;
 mod pipe_roundtrip;
 mod pipe_throughput;
@@ -26,6 +28,8 @@ pub const ALL: &[Workload] = &[
     pipe_roundtrip::WORKLOAD,
     queue_roundtrip::WORKLOAD,
     bulk_64mib::WORKLOAD,
+    lock_uncontended::WORKLOAD,
+    counter_contended::WORKLOAD,
 ];
 
 /// One benchmark: measures one or more variants and reports a [`Row`] for each.
