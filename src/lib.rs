@@ -38,6 +38,9 @@
 //!   [`wait`](wait()) on several sentinels.
 //! - [`log_to_stderr`]: children's `log` records, tagged with name and pid.
 //! - [`Fd`]: an OS handle that travels inside arguments and results.
+//! - [`SharedMemory`]: bytes shared between processes, anonymous or named
+//!   ([`create`](SharedMemory::create), [`open`](SharedMemory::open));
+//!   neither the memory nor the name outlives its last owner, even killed.
 //!
 //! # Lifecycle guarantees
 //! - A child dies with its parent, even when the parent is `SIGKILL`ed (the
@@ -59,6 +62,7 @@ mod channel;
 mod error;
 mod logging;
 mod process;
+mod shared;
 mod sys;
 mod wait;
 mod wire;
@@ -73,6 +77,7 @@ pub use process::{
     ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,
     active_children, cpu_count, current_process, parent_pid,
 };
+pub use shared::SharedMemory;
 pub use wait::{Sentinel, Waitable, wait};
 pub use wire::Fd;
 

@@ -1,0 +1,5 @@
+//! Memory shared between processes.
+
+pub(crate) mod memory;
+
+pub use memory::SharedMemory;
