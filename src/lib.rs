@@ -48,6 +48,14 @@
 //!   objects, each with a timeout form. A lock whose holder dies is not
 //!   wedged: the next acquirer gets [`OwnerDied`] with the guard; a barrier
 //!   whose party dies breaks ([`BarrierError::PartyDied`]).
+//! - [`SharedMemory`]: bytes shared between processes, anonymous or named
+//!   ([`create`](SharedMemory::create), [`open`](SharedMemory::open));
+//!   neither the memory nor the name outlives its last owner, even killed.
+//! - [`Pool`]: worker processes for `map`, `imap`, `starmap`, `apply`,
+//!   [`submit`](Pool::submit) ([`TaskHandle`]s are futures; see also
+//!   [`as_completed`]). A worker that dies (any signal, any exit) fails
+//!   only the task it was running and is replaced; per-task timeouts and
+//!   [`cancel`](TaskHandle::cancel) kill and replace a worker the same way.
 //!
 //! Every handle above is a serde value: pass it to [`Process::spawn`] or
 //! send it through a [`Pipe`] or [`Queue`], and both processes share the
@@ -93,7 +101,9 @@ pub use process::{
     ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,
     active_children, cpu_count, current_process, parent_pid,
 };
-pub use shared::{Array, ArrayGuard, AtomicInteger, RawArray, RawValue, Value, ValueGuard};
+pub use shared::{
+    Array, ArrayGuard, AtomicInteger, RawArray, RawValue, SharedMemory, Value, ValueGuard,
+};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
     SemaphoreGuard, WaitTimeoutResult,

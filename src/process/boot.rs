@@ -6,10 +6,11 @@
 //! - a **link-time constructor** (an `.init_array` entry) runs before `main`
 //!   in every program that links multiproc. It reads one environment
 //!   variable; in the parent it finds nothing and returns at once. In a copy
-//!   of the program exec'd as the fork server or as a Spawn child it takes the
-//!   process over and never returns, so `main` (the user's, or the test
-//!   harness's, or a doctest's) never runs there. This is what makes
-//!   `cargo test` tests and doctests able to spawn with no boilerplate.
+//!   of the program exec'd as the fork server, as a Spawn child or as the
+//!   keeper of a named shared-memory segment it takes the process over and
+//!   never returns, so `main` (the user's, or the test harness's, or a
+//!   doctest's) never runs there. This is what makes `cargo test` tests
+//!   and doctests able to spawn with no boilerplate.
 //! - [`init`](crate::init), the documented first line of `main`, does the
 //!   same take-over for programs run with `MULTIPROC_NO_CONSTRUCTOR=1`
 //!   (which disables the constructor, for programs that must not run code
@@ -24,6 +25,7 @@
 //! depends on `std::env::args`.
 
 use super::protocol::ROLE_VAR;
+use crate::shared::memory::keeper;
 use crate::sys::{self, proc};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,22 +74,19 @@ fn take_over_if_child() {
     // environment concurrently.
     unsafe { std::env::remove_var(ROLE_VAR) };
     let role = role.to_string_lossy().into_owned();
-    let parsed = role.split_once(':').and_then(|(kind, fd)| {
-        fd.parse::<i32>()
-            .ok()
-            .filter(|fd| *fd > 2)
-            .map(|fd| (kind.to_owned(), fd))
-    });
+    let (kind, rest) = role.split_once(':').unwrap_or((role.as_str(), ""));
+    let fd = rest.parse::<i32>().ok().filter(|fd| *fd > 2);
     proc::ignore_sigpipe();
-    match parsed {
-        Some((kind, fd)) if kind == "forkserver" => super::forkserver::run_as_server(fd),
-        Some((kind, fd)) if kind == "spawn" => {
+    match (kind, fd) {
+        ("forkserver", Some(fd)) => super::forkserver::run_as_server(fd),
+        ("spawn", Some(fd)) => {
             let _ = sys::set_cloexec(fd, true);
             // SAFETY: the fork server passed this descriptor number across
             // exec for us alone; nothing else in this fresh process owns it.
             let ctl = unsafe { OwnedFd::from_raw_fd(fd) };
             super::child::run_job_and_exit(ctl)
         }
+        (keeper::ROLE, _) => keeper::run_as_keeper(rest),
         _ => {
             let msg = format!("multiproc: invalid {ROLE_VAR}={role:?}; refusing to run main\n");
             sys::write_all_raw(2, msg.as_bytes());

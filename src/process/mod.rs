@@ -23,9 +23,10 @@ pub use current::{CurrentProcess, cpu_count, current_process, parent_pid};
 pub use registry::{ActiveChild, active_children};
 pub use status::ExitStatus;
 
-pub(crate) use boot::init;
+pub(crate) use boot::{init, ready};
 pub(crate) use child::last_panic_details;
 pub(crate) use identity::{address_at, offset_of, signature};
+pub(crate) use protocol::ROLE_VAR;
 
 use crate::error::Error;
 use crate::wait::{Sentinel, Waitable};

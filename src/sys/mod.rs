@@ -82,6 +82,34 @@ pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes every descriptor numbered 3 or more except those in `keep`
+/// (`close_range`, Linux 5.9; on older kernels nothing is closed).
+///
+/// # Safety
+/// No live value of the process owns a descriptor that this closes: call
+/// it in a fresh process (after exec, before anything opened files of its
+/// own) to drop what the exec'ing process leaked into it.
+pub(crate) unsafe fn close_fds_except(keep: &[RawFd]) {
+    let close_range = |first: u32, last: u32| {
+        // SAFETY: close_range takes no pointers; the caller guarantees that
+        // nothing owns the descriptors it closes.
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    };
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
+    keep.sort_unstable();
+    let mut first = 3;
+    for fd in keep {
+        if fd > first {
+            close_range(first, fd - 1);
+        }
+        first = first.max(fd + 1);
+    }
+    close_range(first, u32::MAX);
+}
+
 /// `dup2(src, dst)`, retried on `EINTR`. The new descriptor has close-on-exec clear.
 pub(crate) fn dup2(src: RawFd, dst: RawFd) -> io::Result<()> {
     loop {
@@ -199,6 +227,12 @@ fn timeout_ms(d: Duration) -> libc::c_int {
 pub(crate) fn getpid() -> i32 {
     // SAFETY: getpid cannot fail and has no preconditions.
     unsafe { libc::getpid() }
+}
+
+/// The calling process's real user id.
+pub(crate) fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail and has no preconditions.
+    unsafe { libc::getuid() }
 }
 
 /// The calling process's operating-system parent.

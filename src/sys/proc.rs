@@ -137,6 +137,32 @@ pub(crate) fn set_process_name(name: &str) {
     unsafe { libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
+/// Leaves the caller's session and process group (`setsid`), so that a
+/// terminal's signals aimed at its starter do not reach it, and moves to
+/// `/` so that it keeps no directory busy.
+pub(crate) fn detach() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments; it fails only for a group leader.
+    cvt(unsafe { libc::setsid() })?;
+    // SAFETY: the path is a valid NUL-terminated string.
+    cvt(unsafe { libc::chdir(c"/".as_ptr()) }).map(drop)
+}
+
+/// Raises the soft limit on open descriptors to `want`, or to the hard
+/// limit if that is lower. Returns the soft limit now in force.
+pub(crate) fn raise_fd_limit(want: u64) -> io::Result<u64> {
+    // SAFETY: an all-zero rlimit is valid storage for getrlimit to fill.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is valid writable storage.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    let target = want.min(lim.rlim_max);
+    if lim.rlim_cur < target {
+        lim.rlim_cur = target;
+        // SAFETY: `lim` is a valid rlimit; the soft limit stays within the hard one.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok(lim.rlim_cur)
+}
+
 /// Sends `signal` to `pid` (for processes we hold no pidfd of).
 pub(crate) fn kill(pid: i32, signal: i32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.

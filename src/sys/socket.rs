@@ -195,3 +195,120 @@ pub(crate) fn grow_send_buffer(sock: BorrowedFd<'_>) {
         );
     }
 }
+
+/// The address of the abstract-namespace name `name` (no leading NUL: it
+/// is added here) and its length.
+fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: an all-zero sockaddr_un is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if name.is_empty() || name.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "abstract socket name is empty or too long",
+        ));
+    }
+    // sun_path[0] stays NUL: that is what makes the name abstract.
+    for (dst, src) in addr.sun_path[1..].iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    let len = mem::offset_of!(libc::sockaddr_un, sun_path) + 1 + name.len();
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// A fresh non-blocking, close-on-exec `SOCK_SEQPACKET` Unix socket.
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket takes no pointers; on success the descriptor is fresh
+    // and owned by nobody else.
+    unsafe {
+        let fd = cvt(libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        ))?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// A non-blocking `SOCK_SEQPACKET` socket listening on the abstract-namespace
+/// address `name` (Linux: no file; the name vanishes with the socket).
+/// A name already bound is `AddrInUse`.
+pub(crate) fn listen_abstract(name: &[u8], backlog: i32) -> io::Result<OwnedFd> {
+    let (addr, len) = abstract_addr(name)?;
+    let sock = seqpacket_socket()?;
+    // SAFETY: `addr` is a valid sockaddr_un of which the first `len` bytes
+    // are the address, alive for the call.
+    cvt(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    // SAFETY: listen takes no pointers.
+    cvt(unsafe { libc::listen(sock.as_raw_fd(), backlog) })?;
+    Ok(sock)
+}
+
+/// Connects a new non-blocking `SOCK_SEQPACKET` socket to the abstract
+/// address `name`. Nobody listening is `ConnectionRefused`; a listener
+/// whose backlog is full is `WouldBlock` (try again later).
+pub(crate) fn connect_abstract(name: &[u8]) -> io::Result<OwnedFd> {
+    let (addr, len) = abstract_addr(name)?;
+    let sock = seqpacket_socket()?;
+    loop {
+        // SAFETY: as in `listen_abstract`.
+        let ret = unsafe {
+            libc::connect(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|_| sock),
+        }
+    }
+}
+
+/// Accepts one connection of a listening socket, as a non-blocking,
+/// close-on-exec socket. No connection waiting is `WouldBlock`.
+pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: null address pointers ask for no peer address; on success
+        // the descriptor is fresh and owned by nobody else.
+        let ret = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            )
+        };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // SAFETY: see above.
+            other => return other.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+        }
+    }
+}
+
+/// `(pid, uid)` of the process at the other end of a connected Unix socket,
+/// as the kernel recorded them when it connected (or called `listen`).
+pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
+    // SAFETY: an all-zero ucred is valid storage for getsockopt to fill.
+    let mut cred: libc::ucred = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid writable storage, `len` its size.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((cred.pid, cred.uid))
+}

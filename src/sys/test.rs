@@ -75,3 +75,22 @@ fn sealed_memfd_round_trips_and_unsealed_is_refused() {
 fn thread_count_sees_this_thread() {
     assert!(thread_count().unwrap() >= 1);
 }
+
+#[test]
+fn abstract_sockets_bind_once_and_report_their_peer() {
+    use super::socket::{accept, connect_abstract, listen_abstract, peer_credentials};
+    let name = format!("multiproc.test.{}.abstract", getpid());
+    let listener = listen_abstract(name.as_bytes(), 4).unwrap();
+    let again = listen_abstract(name.as_bytes(), 4).unwrap_err();
+    assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
+    let client = connect_abstract(name.as_bytes()).unwrap();
+    let server = accept(listener.as_fd()).unwrap();
+    assert_eq!(
+        peer_credentials(server.as_fd()).unwrap(),
+        (getpid(), getuid())
+    );
+    assert_eq!(peer_credentials(client.as_fd()).unwrap().1, getuid());
+    drop((listener, server, client));
+    let gone = connect_abstract(name.as_bytes()).unwrap_err();
+    assert_eq!(gone.kind(), std::io::ErrorKind::ConnectionRefused);
+}
