@@ -17,6 +17,7 @@ use multiproc::{ExitStatus, Fd, Process, StartMethod, Stdio};
 use serde::{Deserialize, Serialize};
 
 mod channels;
+mod pool;
 mod shared;
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -463,9 +464,10 @@ fn main() {
 
     channels::tour();
     shared::tour();
+    pool::tour();
 
     section(
-        24,
+        27,
         "Fork refuses a multi-threaded caller",
         "Forking a process that has other threads is unsound: StartMethod::Fork checks, and says so.",
     );
@@ -480,7 +482,7 @@ fn main() {
     tx.send(()).expect("wake the thread");
     let _ = thread.join();
 
-    println!("\nNot built yet (coming in later releases): SharedMemory, Manager.");
+    println!("\nNot built yet (coming in a later release): Manager.");
     assert!(multiproc::active_children().is_empty());
     println!(
         "Tour finished in {}: every step checked.",
