@@ -1,0 +1,284 @@
+//! Synchronisation objects and shared values used by real processes:
+//! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condition`],
+//! [`Event`], [`Barrier`], [`Value`], [`Array`], [`RawValue`], [`RawArray`].
+//!
+//! - `counters`: mutual exclusion under contention (4 processes × 1M
+//!   increments).
+//! - `deaths`: a holder `SIGKILL`ed while holding a lock or a permit; the
+//!   next locker gets [`OwnerDied`](multiproc::OwnerDied) within 100 ms.
+//! - `barrier`: a party killed before arriving breaks the barrier for the
+//!   others with [`BarrierError::PartyDied`](multiproc::BarrierError).
+//! - `wakeups`: ping-pong stress of `Event` and `Condition` (no lost wake-up).
+//! - `travel`: every object sent through a `Queue` and a `Pipe`.
+//! - `garbage`: a handle decoded as the wrong kind of object.
+//! - `bounds`: a `BoundedSemaphore`'s bound across processes.
+//!
+//! Two tests are `#[ignore]`d because they fail on library bugs (their
+//! docs say what and where): run them with `-- --ignored`.
+//!
+//! Every wait has a deadline (`*_timeout` forms, `join_timeout`), so that a
+//! regression fails instead of hanging, and a [`Watchdog`] aborts the binary
+//! for the few calls that have none. The fault scenarios end with a leak
+//! check of the test process: no zombie child, no more descriptors than
+//! before, nothing new in /dev/shm. Those checks measure process-wide
+//! state, so the tests of this binary are serialized by a mutex.
+//!
+//! Children are daemons held by [`Kid`], which kills and reaps them if the
+//! scenario fails half-way.
+
+mod barrier;
+mod bounds;
+#[path = "../common/mod.rs"]
+mod common;
+mod counters;
+mod deaths;
+mod garbage;
+mod travel;
+mod wakeups;
+
+use common::{JOIN, Snapshot, ms, secs};
+use multiproc::{Process, ProcessBuilder, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A daemon child started with `m`.
+fn builder(m: StartMethod) -> ProcessBuilder {
+    Process::builder().start_method(m).daemon(true)
+}
+
+/// As [`builder`], for a child that is going to be killed: what it might
+/// print on the way goes nowhere.
+fn victim(m: StartMethod) -> ProcessBuilder {
+    builder(m).stderr(multiproc::Stdio::null())
+}
+
+/// A child that is killed and reaped if the scenario lets go of it before
+/// joining it (a failed assertion, an early return).
+struct Kid<R: Serialize + DeserializeOwned>(Process<R>);
+
+impl<R: Serialize + DeserializeOwned> Kid<R> {
+    fn spawn<A: Serialize + DeserializeOwned>(b: ProcessBuilder, f: fn(A) -> R, arg: A) -> Self {
+        Kid(b.spawn(f, arg).expect("spawning a child"))
+    }
+
+    /// Joins within [`JOIN`], failing the test with `what` otherwise.
+    fn finish(&mut self, what: &str) -> R {
+        match self.0.join_timeout(JOIN) {
+            Ok(r) => r,
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+
+    /// Joins a child that was killed, checking that the kill ended it.
+    fn reap_killed(&mut self, what: &str) {
+        match self.0.join_timeout(JOIN) {
+            Err(e) if e.signal() == Some(libc::SIGKILL) => {}
+            Err(e) => panic!("{what}: expected death by SIGKILL, got: {e}"),
+            Ok(_) => panic!("{what}: expected death by SIGKILL, but it returned"),
+        }
+    }
+
+    /// Kills the child and checks that the kill is what ended it.
+    fn kill_and_reap(&mut self, what: &str) {
+        self.0.kill().expect("kill");
+        self.reap_killed(what);
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> Deref for Kid<R> {
+    type Target = Process<R>;
+    fn deref(&self) -> &Process<R> {
+        &self.0
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> DerefMut for Kid<R> {
+    fn deref_mut(&mut self) -> &mut Process<R> {
+        &mut self.0
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> Drop for Kid<R> {
+    fn drop(&mut self) {
+        if self.0.exitcode().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.join_timeout(JOIN);
+        }
+    }
+}
+
+fn double(x: u32) -> u32 {
+    x * 2
+}
+
+/// One successful spawn with each method (which starts the fork server:
+/// its descriptors persist), then a snapshot of what must not grow.
+fn warm_baseline() -> Snapshot {
+    for m in [StartMethod::ForkServer, StartMethod::Spawn] {
+        let mut p = Kid::spawn(builder(m), double, 21);
+        assert_eq!(p.finish("warm-up"), 42, "{m:?}: warm-up");
+    }
+    Snapshot::take()
+}
+
+/// Runs `scenario` under the suite's mutex and a [`Watchdog`], and prints
+/// how long it took.
+fn sync_test(name: &str, scenario: impl FnOnce()) {
+    let _guard = serial();
+    let _watchdog = Watchdog::start(name.to_owned());
+    let started = Instant::now();
+    scenario();
+    eprintln!("{name}: {:?}", started.elapsed());
+}
+
+/// As [`sync_test`], with a leak check of the test process around the
+/// scenario (which must drop every object it made before returning).
+fn fault_test(name: &str, scenario: impl FnOnce()) {
+    sync_test(name, || {
+        let before = warm_baseline();
+        scenario();
+        before.assert_no_leaks(name);
+    });
+}
+
+/// How long a scenario may run before the watchdog gives up on it: longer
+/// than any deadline of the scenarios, far shorter than CI's patience.
+const WATCHDOG: Duration = Duration::from_secs(90);
+
+/// Aborts the whole test binary if a scenario outlives [`WATCHDOG`]: the
+/// last resort for the calls that have no deadline of their own (an
+/// `acquire` that a regression leaves blocked), so that such a regression
+/// fails CI instead of hanging it. Dropping it calls it off.
+struct Watchdog {
+    _cancel: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn start(what: String) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
+                eprintln!("{what}: still running after {WATCHDOG:?}: aborting the test binary");
+                std::process::abort();
+            }
+        });
+        Watchdog { _cancel: tx }
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for the whole machine, so
+/// that instants taken in two processes can be subtracted.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The time from `earlier` to `later` (two [`mono_ns`] readings).
+fn between(earlier: u64, later: u64) -> Duration {
+    Duration::from_nanos(later.saturating_sub(earlier))
+}
+
+/// The scheduler state of every thread of process `pid` (`R`, `S`...).
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next()?.chars().next()
+        })
+        .collect()
+}
+
+/// The scheduler state of thread `tid` of this process.
+fn my_thread_state(tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// Waits until `asleep()` has held for five polls in a row (10 ms): the
+/// waiter it watches has gone to sleep in the call it was about to make.
+fn settle_asleep(what: &str, mut asleep: impl FnMut() -> bool) {
+    let deadline = Instant::now() + JOIN;
+    let mut in_a_row = 0;
+    while in_a_row < 5 {
+        assert!(Instant::now() < deadline, "{what}: never went to sleep");
+        in_a_row = if asleep() { in_a_row + 1 } else { 0 };
+        std::thread::sleep(ms(2));
+    }
+}
+
+/// Waits until every thread of child `pid` sleeps.
+fn child_asleep(what: &str, pid: u32) {
+    settle_asleep(what, || {
+        let states = thread_states(pid);
+        !states.is_empty() && states.iter().all(|s| *s == 'S')
+    });
+}
+
+/// Waits until thread `tid` of this process sleeps.
+fn thread_asleep(what: &str, tid: i32) {
+    settle_asleep(what, || my_thread_state(tid) == Some('S'));
+}
+
+/// This thread's kernel id.
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Sleeps until killed.
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(secs(1));
+    }
+}
+
+// ----------------------------------------------------------------------- smoke
+
+fn lock_then_report((lock, ev): (multiproc::Lock, multiproc::Event)) -> bool {
+    let held = lock.try_acquire().is_ok();
+    ev.set();
+    held
+}
+
+#[test]
+fn smoke() {
+    sync_test("smoke", || {
+        let lock = multiproc::Lock::new().unwrap();
+        let ev = multiproc::Event::new().unwrap();
+        let guard = lock.acquire().unwrap();
+        let mut p = Kid::spawn(
+            builder(StartMethod::ForkServer),
+            lock_then_report,
+            (lock.clone(), ev.clone()),
+        );
+        assert!(ev.wait_timeout(JOIN));
+        assert!(!p.finish("child"), "the child took a lock we hold");
+        drop(guard);
+        ev.clear();
+        let mut p = Kid::spawn(
+            builder(StartMethod::ForkServer),
+            lock_then_report,
+            (lock, ev),
+        );
+        assert!(p.finish("child"), "the child could not take a free lock");
+    });
+}
