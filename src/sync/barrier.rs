@@ -258,7 +258,9 @@ impl Barrier {
     pub fn reset(&self) {
         self.locked(|s| {
             let generation = s.generation.load(SeqCst);
-            if s.count.load(SeqCst) > 0 && s.broken.load(SeqCst) == 0 {
+            // Parties still asleep in this round (broken or not) must learn
+            // that it ended without filling.
+            if s.count.load(SeqCst) > 0 {
                 s.reset_generation.store(generation.wrapping_add(1), SeqCst);
             }
             s.generation.store(generation.wrapping_add(1), SeqCst);

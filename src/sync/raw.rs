@@ -79,6 +79,11 @@ impl RawMutex {
         };
         match r {
             Ok(got) => got,
+            // This thread holds it already: a try is simply refused, as
+            // `std`'s `try_lock` would be.
+            Err(e) if e.raw_os_error() == Some(libc::EDEADLK) && matches!(wait, Wait::Never) => {
+                None
+            }
             Err(e) if e.raw_os_error() == Some(libc::EDEADLK) => {
                 panic!("this thread already holds this lock: acquiring it again would deadlock")
             }

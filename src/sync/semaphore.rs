@@ -41,6 +41,10 @@ struct SemState {
     sleepers: AtomicU32,
     /// Permits recovered from dead holders, not yet reported.
     deaths: AtomicU32,
+    /// Permits held through guards: a bounded semaphore counts them
+    /// against its bound, so a guard's return can never exceed it.
+    held: AtomicU32,
+    journal_held: AtomicU32,
     /// Undo journal: 1 + the slot of the update in progress (0: none),
     /// with [`RELEASING`] for a release, and the value before it.
     journal_slot: AtomicU32,
@@ -169,8 +173,17 @@ impl Semaphore {
             slot.used.store(0, SeqCst);
         }
         // Undo an acquire; complete a release (its guard is gone).
+        let held = s.journal_held.load(SeqCst);
         s.value
             .store(if releasing { before + 1 } else { before }, SeqCst);
+        s.held.store(
+            if releasing {
+                held.saturating_sub(1)
+            } else {
+                held
+            },
+            SeqCst,
+        );
         s.journal_slot.store(0, SeqCst);
     }
 
@@ -185,6 +198,7 @@ impl Semaphore {
                 unsafe { slot.m.release() };
                 slot.used.store(0, SeqCst);
                 s.value.fetch_add(1, SeqCst);
+                s.held.fetch_sub(1, SeqCst);
                 s.deaths.fetch_add(1, SeqCst);
             }
         }
@@ -199,10 +213,13 @@ impl Semaphore {
             return None;
         }
         let free = self.slots().iter().position(|x| x.used.load(SeqCst) == 0);
+        let held = s.held.load(SeqCst);
         s.journal_value.store(value, SeqCst);
+        s.journal_held.store(held, SeqCst);
         s.journal_slot
             .store(free.map_or(!RELEASING, |i| i as u32 + 1), SeqCst);
         s.value.store(value - 1, SeqCst);
+        s.held.store(held + 1, SeqCst);
         let slot = free.filter(|&i| {
             let x = &self.slots()[i];
             // A free slot's mutex is unlocked (or, after a replayed journal,
@@ -295,7 +312,10 @@ impl Semaphore {
     pub fn release(&self) -> Result<(), Error> {
         self.locked(|s| {
             let value = s.value.load(SeqCst);
-            if value >= s.max.load(SeqCst) {
+            // Free permits plus those out through guards may not pass the
+            // bound (those come back when their guards drop).
+            let out = u64::from(value) + u64::from(s.held.load(SeqCst));
+            if out >= u64::from(s.max.load(SeqCst)) {
                 return Err(Error::misuse("semaphore released too many times"));
             }
             s.value.store(value + 1, SeqCst);
@@ -317,7 +337,9 @@ impl Semaphore {
     fn give_back(&self, slot: Option<usize>) {
         self.locked(|s| {
             let value = s.value.load(SeqCst);
+            let held = s.held.load(SeqCst);
             s.journal_value.store(value, SeqCst);
+            s.journal_held.store(held, SeqCst);
             s.journal_slot.store(
                 slot.map_or(u32::MAX, |i| (i as u32 + 1) | RELEASING),
                 SeqCst,
@@ -328,21 +350,24 @@ impl Semaphore {
                 unsafe { x.m.release() };
             }
             s.value.store(value + 1, SeqCst);
+            s.held.store(held.saturating_sub(1), SeqCst);
             s.journal_slot.store(0, SeqCst);
             s.seq.fetch_add(1, SeqCst);
         });
         self.wake_one();
     }
 
-    /// Keeps a guard's permit taken for good, untracked.
+    /// Keeps a guard's permit taken for good, untracked (a later
+    /// `release` gives it back).
     fn keep(&self, slot: Option<usize>) {
-        if let Some(x) = slot.and_then(|i| self.slots().get(i)) {
-            self.locked(|_| {
+        self.locked(|s| {
+            s.held.fetch_sub(1, SeqCst);
+            if let Some(x) = slot.and_then(|i| self.slots().get(i)) {
                 x.used.store(0, SeqCst);
                 // SAFETY: the guard's thread locked this slot in `take`.
                 unsafe { x.m.release() };
-            });
-        }
+            }
+        });
     }
 }
 
@@ -398,6 +423,11 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 
 /// A [`Semaphore`] that refuses to be released above its initial value
 /// (Python's `BoundedSemaphore`).
+///
+/// Permits out through guards count: with one of `BoundedSemaphore(1)`'s
+/// permit held, a [`release`](Semaphore::release) is refused at once
+/// (Python accepts it, then raises on the holder's own release, which a
+/// guard's drop could not report).
 ///
 /// # Examples
 /// ```

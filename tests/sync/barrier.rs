@@ -151,22 +151,14 @@ fn signal(pid: u32, sig: i32) {
     );
 }
 
-/// LIBRARY BUG (src/sync/barrier.rs, owned by the other engineer; left
-/// failing, hence ignored): parties asleep in `wait` when the barrier is
-/// `abort`ed and then `reset` before they wake return `Ok(index)`, as if
-/// the round had filled, although only 2 of 3 parties ever arrived. The
-/// docs (and Python) say they get `Broken`: `abort` breaks it "for every
-/// current waiter", `reset` gives "parties waiting now" `Broken`.
-///
-/// Cause: `reset` records the ended round in `reset_generation` only when
-/// the barrier is not broken; `outcome` then sees a new generation without
-/// that record and reports a pass. The same happens to a waiter that had
-/// not yet noticed a `PartyDied` break when someone resets.
+/// Parties asleep in `wait` when the barrier is `abort`ed and then
+/// `reset` before they wake get `Broken` (their round never filled), as
+/// the docs and Python say: `reset` records the ended round for them even
+/// when it was already broken.
 ///
 /// The waiters are stopped (`SIGSTOP`) across `abort` + `reset` so that
 /// neither can look at the barrier in between: deterministic.
 #[test]
-#[ignore = "library bug: Barrier::reset after abort lets sleeping waiters pass (see doc)"]
 fn waiters_of_an_aborted_round_get_broken_even_after_reset() {
     fault_test(
         "waiters_of_an_aborted_round_get_broken_even_after_reset",
@@ -199,13 +191,10 @@ fn waiters_of_an_aborted_round_get_broken_even_after_reset() {
     );
 }
 
-/// LIBRARY BUG, the same one reached through a death (ignored for the same
-/// reason): a waiter that has not yet noticed that a dead party broke its
-/// round (here: stopped while its sibling noticed) passes the barrier with
-/// `Ok(index)` if someone resets it before it looks, instead of getting
-/// `PartyDied` or `Broken`.
+/// The same through a death: a waiter that has not yet noticed that a
+/// dead party broke its round (here: stopped while its sibling noticed)
+/// gets `PartyDied` or `Broken`, not `Ok`, even if someone resets first.
 #[test]
-#[ignore = "library bug: Barrier::reset after a PartyDied break lets a late waiter pass (see doc)"]
 fn a_waiter_that_slept_through_a_party_death_gets_broken_after_reset() {
     fault_test("a_waiter_that_slept_through_a_party_death", || {
         let b = Barrier::new(3).unwrap();

@@ -43,20 +43,19 @@ fn bounded_semaphore_refuses_a_release_above_its_bound_from_another_process() {
     );
 }
 
-/// LIBRARY BUG (src/sync/semaphore.rs, left failing, hence ignored): a
-/// guard's drop gives its permit back without the bound check, so a
-/// `BoundedSemaphore(1)` reaches 2 when another process `release`s while
-/// the guard is out (the release itself is legal then: the value is 0).
-/// Python raises `ValueError` on the second of those two releases; here
-/// the drop cannot fail, but it should not exceed the bound (dropping the
-/// extra permit, or panicking, is the other engineer's call).
+/// A permit out through a guard counts against the bound: another
+/// process's `release` while it is out is refused (Python would accept it
+/// and raise `ValueError` on the guard's release instead, which a drop
+/// cannot do), and the guard's drop never takes the value past the bound.
 #[test]
-#[ignore = "library bug: a SemaphoreGuard's drop takes a BoundedSemaphore above its bound (see doc)"]
 fn bounded_semaphore_guard_drop_keeps_the_bound() {
     sync_test("bounded_semaphore_guard_drop_keeps_the_bound", || {
         let sem = BoundedSemaphore::new(1).unwrap();
         let permit = sem.acquire().unwrap();
-        assert!(!release_from_child(&sem), "a legal release was refused");
+        assert!(
+            release_from_child(&sem),
+            "a release past the bound (counting the permit out) was accepted"
+        );
         drop(permit);
         assert!(
             sem.value() <= 1,
