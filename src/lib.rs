@@ -95,7 +95,8 @@ pub use error::{
 };
 pub use logging::log_to_stderr;
 pub use pool::{
-    AsCompleted, Imap, MapHandle, Pool, PoolBuilder, TaskHandle, as_completed, with_worker_state,
+    AsCompleted, Imap, MapHandle, Pool, PoolBuilder, PoolProgress, TaskHandle, as_completed,
+    with_worker_state,
 };
 pub use process::{
     ActiveChild, CurrentProcess, ExitStatus, Process, ProcessBuilder, StartMethod, Stdio,

@@ -2,7 +2,7 @@
 //! that the manager thread delivers into; [`TaskHandle`] and
 //! [`as_completed`] are the public faces of one-task calls.
 
-use super::manager::{Cmd, Shared};
+use super::shared::{Cmd, Shared};
 use super::task::decode_outcomes;
 use crate::error::{Error, Kind};
 use serde::de::DeserializeOwned;

@@ -5,22 +5,22 @@
 //! running (read from its progress slot), the rest of its chunks go back
 //! to the queue, and a new worker takes its place.
 
-use super::handle::{Arrival, Call};
-use super::task::{ResultHeader, RunSpec, TaskHeader, ToWorker};
-use super::worker::{
-    self, IDLE, InitRun, InitSpec, PROGRESS_WORDS, Progress, STARTING, WorkerSetup,
-};
+use super::handle::Arrival;
+use super::progress::Tracker;
+use super::shared::{Chunk, Cmd, Config, Shared, pool_gone};
+use super::task::{ResultHeader, TaskHeader, ToWorker};
+use super::worker::{self, IDLE, InitSpec, PROGRESS_WORDS, Progress, STARTING, WorkerSetup};
 use crate::channel::Queue;
 use crate::error::{Error, Kind};
-use crate::process::{ExitStatus, Process, StartMethod};
+use crate::process::{ExitStatus, Process};
 use crate::shared::RawArray;
 use crate::sys::eventfd;
 use crate::wait::{Waitable, wait};
 use crate::wire::Fd;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Chunks in flight per worker: one running, the others waiting in its
@@ -32,109 +32,6 @@ const MAX_RETRIES: u32 = 2;
 /// Consecutive workers that die before their initializer finished, after
 /// which the pool gives up (Python would respawn forever).
 const MAX_START_FAILURES: u32 = 3;
-
-/// What a pool runs a task with.
-pub(crate) struct Config {
-    pub(crate) processes: usize,
-    pub(crate) method: StartMethod,
-    pub(crate) max_tasks: Option<u64>,
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) init: Option<Init>,
-}
-
-/// The initializer, its encoded argument and the argument's handles.
-pub(crate) type Init = (InitRun, Vec<u8>, Vec<OwnedFd>);
-
-/// A request to the manager.
-pub(crate) enum Cmd {
-    Submit(Chunk),
-    /// Cancel a chunk; the reply says whether it was still pending.
-    Cancel(u64, mpsc::Sender<bool>),
-    /// No more submissions: finish the work, then stop the workers.
-    Close,
-    /// Stop everything now.
-    Terminate,
-}
-
-/// A chunk of consecutive tasks of one call.
-pub(crate) struct Chunk {
-    pub(crate) id: u64,
-    pub(crate) call: Arc<Call>,
-    pub(crate) first: usize,
-    pub(crate) count: usize,
-    pub(crate) run: RunSpec,
-    /// The arguments, a postcard `Vec<A>`, and their handles.
-    pub(crate) args: Vec<u8>,
-    pub(crate) fds: Vec<OwnedFd>,
-    pub(crate) skip: Vec<u32>,
-    pub(crate) retries: u32,
-    pub(crate) cancelled: bool,
-}
-
-impl Chunk {
-    /// Fails every task of the chunk not yet failed.
-    fn fail_rest(&mut self, error: impl Fn() -> Error) {
-        for pos in 0..self.count {
-            if !self.skip.contains(&(pos as u32)) {
-                let index = self.first + pos;
-                self.call.deliver(Arrival::Failed {
-                    index,
-                    error: error().in_task(index),
-                });
-            }
-        }
-        self.skip = (0..self.count as u32).collect();
-    }
-}
-
-/// What the callers and the manager share.
-pub(crate) struct Shared {
-    cmds: Mutex<Vec<Cmd>>,
-    bell: OwnedFd,
-    next_chunk: AtomicU64,
-    pub(crate) closed: AtomicBool,
-    /// Whether the manager has stopped (nothing will be delivered any more).
-    pub(crate) stopped: AtomicBool,
-    pub(crate) processes: usize,
-}
-
-impl Shared {
-    pub(crate) fn new(processes: usize) -> Result<Shared, Error> {
-        Ok(Shared {
-            cmds: Mutex::new(Vec::new()),
-            bell: eventfd::semaphore().map_err(|e| Error::io("pool doorbell", e))?,
-            next_chunk: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            processes,
-        })
-    }
-
-    pub(crate) fn send(&self, cmd: Cmd) {
-        if self.stopped.load(Ordering::Acquire) {
-            // Nobody will answer: fail what needs an answer at once.
-            match cmd {
-                Cmd::Submit(mut c) => c.fail_rest(pool_gone),
-                Cmd::Cancel(_, reply) => drop(reply.send(false)),
-                Cmd::Close | Cmd::Terminate => {}
-            }
-            return;
-        }
-        self.cmds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(cmd);
-        eventfd::ring(self.bell.as_fd());
-    }
-
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_chunk.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-pub(crate) fn pool_gone() -> Error {
-    Error::misuse("the pool was terminated before the task finished")
-}
 
 struct Bell<'a>(BorrowedFd<'a>);
 
@@ -171,6 +68,7 @@ pub(crate) struct Manager {
     start_failures: u32,
     /// Set when workers cannot be started: every task fails with it.
     broken: Option<String>,
+    tracker: Tracker,
 }
 
 impl Manager {
@@ -187,7 +85,9 @@ impl Manager {
             closing: false,
             start_failures: 0,
             broken: None,
+            tracker: Tracker::new(None, n),
         };
+        m.tracker = Tracker::new(m.config.progress.clone(), n);
         for slot in 0..n {
             m.spawn(slot)?;
         }
@@ -237,9 +137,7 @@ impl Manager {
     /// The manager thread's body.
     pub(crate) fn run(mut self) {
         loop {
-            let cmds =
-                std::mem::take(&mut *self.shared.cmds.lock().unwrap_or_else(|e| e.into_inner()));
-            for cmd in cmds {
+            for cmd in self.shared.take() {
                 match cmd {
                     Cmd::Submit(c) => self.submit(c),
                     Cmd::Cancel(id, reply) => {
@@ -258,6 +156,7 @@ impl Manager {
             // We are the results' only reader: clear the doorbell of what was
             // just taken, or the next wait would wake for nothing (and pause).
             self.results.settle();
+            self.tracker.report();
             for slot in dead {
                 self.replace(slot, Cause::Died);
             }
@@ -266,10 +165,12 @@ impl Manager {
     }
 
     fn submit(&mut self, mut c: Chunk) {
+        self.tracker.submitted(c.count);
         match &self.broken {
             Some(why) => {
                 let why = why.clone();
-                c.fail_rest(|| Error::start(why.clone()));
+                let n = c.fail_rest(|| Error::start(why.clone()));
+                self.tracker.completed(n);
             }
             None => self.pending.push_back(c),
         }
@@ -381,16 +282,23 @@ impl Manager {
         if chunk.cancelled {
             return;
         }
+        self.tracker.busy(head.slot as usize, head.busy_ns);
         match head.failed {
-            Some(why) => chunk.fail_rest(|| Error::new(Kind::Decode(why.clone()))),
-            None => chunk.call.deliver(Arrival::Chunk {
-                first: chunk.first,
-                count: chunk.count,
-                pid: head.pid,
-                busy_ns: head.busy_ns,
-                body,
-                fds,
-            }),
+            Some(why) => {
+                let n = chunk.fail_rest(|| Error::new(Kind::Decode(why.clone())));
+                self.tracker.completed(n);
+            }
+            None => {
+                self.tracker.completed(chunk.count - chunk.skip.len());
+                chunk.call.deliver(Arrival::Chunk {
+                    first: chunk.first,
+                    count: chunk.count,
+                    pid: head.pid,
+                    busy_ns: head.busy_ns,
+                    body,
+                    fds,
+                });
+            }
         }
     }
 
@@ -407,7 +315,9 @@ impl Manager {
                     continue;
                 }
                 if let Err(e) = send_chunk(&w.tasks, &chunk) {
-                    chunk.fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
+                    let n = chunk
+                        .fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
+                    self.tracker.completed(n);
                     continue;
                 }
                 w.inflight.push_back(chunk);
@@ -464,10 +374,12 @@ impl Manager {
                         error: error().in_task(index),
                     });
                     chunk.skip.push(ppos as u32);
+                    self.tracker.completed(1);
                 } else if n == 0 {
                     chunk.retries += 1;
                     if chunk.retries > MAX_RETRIES {
-                        chunk.fail_rest(&error);
+                        let failed = chunk.fail_rest(&error);
+                        self.tracker.completed(failed);
                     }
                 }
                 if chunk.skip.len() < chunk.count {
@@ -498,7 +410,8 @@ impl Manager {
     /// Fails everything pending, and everything submitted from now on.
     fn give_up(&mut self, why: String) {
         for mut c in self.pending.drain(..) {
-            c.fail_rest(|| Error::start(why.clone()));
+            let n = c.fail_rest(|| Error::start(why.clone()));
+            self.tracker.completed(n);
         }
         self.broken = Some(why);
     }
@@ -506,7 +419,8 @@ impl Manager {
     fn cancel(&mut self, id: u64) -> bool {
         if let Some(at) = self.pending.iter().position(|c| c.id == id) {
             if let Some(mut c) = self.pending.remove(at) {
-                c.fail_rest(Error::cancelled);
+                let n = c.fail_rest(Error::cancelled);
+                self.tracker.completed(n);
             }
             return true;
         }
@@ -525,15 +439,17 @@ impl Manager {
             // Its other tasks, re-queued, are cancelled too.
             if let Some(at) = self.pending.iter().position(|c| c.id == id) {
                 if let Some(mut c) = self.pending.remove(at) {
-                    c.fail_rest(Error::cancelled);
+                    let n = c.fail_rest(Error::cancelled);
+                    self.tracker.completed(n);
                 }
             }
         } else if let Some(c) = self.workers[slot]
             .as_mut()
             .and_then(|w| w.inflight.get_mut(n))
         {
-            c.fail_rest(Error::cancelled);
+            let failed = c.fail_rest(Error::cancelled);
             c.cancelled = true;
+            self.tracker.completed(failed);
         }
         true
     }
@@ -550,8 +466,7 @@ impl Manager {
                 let _ = w.process.join_timeout(Duration::from_secs(5));
             }
         }
-        self.shared.stopped.store(true, Ordering::Release);
-        self.fail_leftovers();
+        self.shared.stop();
     }
 
     /// Kills every worker and fails whatever was not finished.
@@ -567,22 +482,9 @@ impl Manager {
                 }
             }
         }
-        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.stop();
         for mut c in self.pending.drain(..) {
             c.fail_rest(pool_gone);
-        }
-        self.fail_leftovers();
-    }
-
-    /// Commands that raced with the stop.
-    fn fail_leftovers(&self) {
-        let cmds = std::mem::take(&mut *self.shared.cmds.lock().unwrap_or_else(|e| e.into_inner()));
-        for cmd in cmds {
-            match cmd {
-                Cmd::Submit(mut c) => c.fail_rest(pool_gone),
-                Cmd::Cancel(_, reply) => drop(reply.send(false)),
-                Cmd::Close | Cmd::Terminate => {}
-            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `imap_unordered` and `map_async` share.
 
 use super::handle::{Arrival, Call};
-use super::manager::{Chunk, Cmd, Shared};
+use super::shared::{Chunk, Cmd, Shared};
 use super::task::RunSpec;
 use crate::error::Error;
 use serde::Serialize;

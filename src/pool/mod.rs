@@ -20,19 +20,23 @@
 mod handle;
 mod manager;
 mod map;
+mod progress;
+mod shared;
 mod task;
 mod worker;
 
 pub use handle::{AsCompleted, TaskHandle, as_completed};
 pub use map::{Imap, MapHandle};
+pub use progress::PoolProgress;
 pub use worker::with_worker_state;
 
 use crate::error::Error;
 use crate::process::StartMethod;
 use handle::Call;
-use manager::{Cmd, Config, Manager, Shared};
+use manager::Manager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::{Cmd, Config, Shared};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -398,7 +402,8 @@ pub struct PoolBuilder {
     method: StartMethod,
     max_tasks: Option<u64>,
     task_timeout: Option<Duration>,
-    init: Option<Result<manager::Init, Error>>,
+    init: Option<Result<shared::Init, Error>>,
+    progress: Option<progress::Hook>,
 }
 
 impl PoolBuilder {
@@ -449,6 +454,46 @@ impl PoolBuilder {
         self
     }
 
+    /// Calls `hook` from the pool's thread after each batch of finished
+    /// tasks, with the counts so far and each worker's busy time. A pool
+    /// without a hook counts nothing it would not count anyway.
+    ///
+    /// # Examples
+    /// ```
+    /// use multiproc::{Pool, PoolProgress};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// fn inc(x: u32) -> u32 {
+    ///     x + 1
+    /// }
+    ///
+    /// let last = Arc::new(Mutex::new(PoolProgress::default()));
+    /// let seen = Arc::clone(&last);
+    /// let pool = Pool::builder()
+    ///     .processes(2)
+    ///     .on_progress(move |p| *seen.lock().unwrap() = p.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// pool.map(inc, 0..100).unwrap();
+    /// pool.close();
+    /// pool.join().unwrap(); // the hook has run for the last batch
+    /// let p = last.lock().unwrap();
+    /// assert_eq!((p.completed(), p.submitted()), (100, 100));
+    /// assert_eq!(p.worker_busy().len(), 2);
+    /// ```
+    pub fn on_progress(mut self, hook: impl Fn(&PoolProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(hook));
+        self
+    }
+
+    /// Shows an `indicatif` progress bar of the pool's tasks on the
+    /// terminal (cargo feature `progress`).
+    #[cfg(feature = "progress")]
+    pub fn progress_bar(mut self) -> Self {
+        self.progress = Some(progress::bar_hook());
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -474,6 +519,7 @@ impl PoolBuilder {
             max_tasks: self.max_tasks,
             task_timeout: self.task_timeout,
             init,
+            progress: self.progress,
         };
         let manager = Manager::start(Arc::clone(&shared), config)?;
         let handle = std::thread::Builder::new()

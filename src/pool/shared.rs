@@ -1,0 +1,149 @@
+//! What the pool's callers and its manager thread share: the requests
+//! (chunks of tasks, cancellations, close, terminate) and the inbox they
+//! travel through.
+
+use super::handle::{Arrival, Call};
+use super::progress::Hook;
+use super::task::RunSpec;
+use super::worker::InitRun;
+use crate::error::Error;
+use crate::process::StartMethod;
+use crate::sys::eventfd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// What a pool runs a task with.
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) method: StartMethod,
+    pub(crate) max_tasks: Option<u64>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) init: Option<Init>,
+    pub(crate) progress: Option<Hook>,
+}
+
+/// The initializer, its encoded argument and the argument's handles.
+pub(crate) type Init = (InitRun, Vec<u8>, Vec<OwnedFd>);
+
+/// A request to the manager.
+pub(crate) enum Cmd {
+    Submit(Chunk),
+    /// Cancel a chunk; the reply says whether it was still pending.
+    Cancel(u64, mpsc::Sender<bool>),
+    /// No more submissions: finish the work, then stop the workers.
+    Close,
+    /// Stop everything now.
+    Terminate,
+}
+
+/// A chunk of consecutive tasks of one call.
+pub(crate) struct Chunk {
+    pub(crate) id: u64,
+    pub(crate) call: Arc<Call>,
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    pub(crate) run: RunSpec,
+    /// The arguments, a postcard `Vec<A>`, and their handles.
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) skip: Vec<u32>,
+    pub(crate) retries: u32,
+    pub(crate) cancelled: bool,
+}
+
+impl Chunk {
+    /// Fails every task of the chunk not yet failed; how many that was.
+    pub(crate) fn fail_rest(&mut self, error: impl Fn() -> Error) -> usize {
+        let mut failed = 0;
+        for pos in 0..self.count {
+            if !self.skip.contains(&(pos as u32)) {
+                let index = self.first + pos;
+                self.call.deliver(Arrival::Failed {
+                    index,
+                    error: error().in_task(index),
+                });
+                failed += 1;
+            }
+        }
+        self.skip = (0..self.count as u32).collect();
+        failed
+    }
+}
+
+/// Requests not yet taken by the manager, and whether it has stopped
+/// (then nothing will be taken any more).
+#[derive(Default)]
+struct Inbox {
+    cmds: Vec<Cmd>,
+    stopped: bool,
+}
+
+/// What the callers and the manager share.
+pub(crate) struct Shared {
+    inbox: Mutex<Inbox>,
+    pub(crate) bell: OwnedFd,
+    next_chunk: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    pub(crate) processes: usize,
+}
+
+impl Shared {
+    pub(crate) fn new(processes: usize) -> Result<Shared, Error> {
+        Ok(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            bell: eventfd::semaphore().map_err(|e| Error::io("pool doorbell", e))?,
+            next_chunk: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            processes,
+        })
+    }
+
+    pub(crate) fn send(&self, cmd: Cmd) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        if inbox.stopped {
+            drop(inbox);
+            refuse(cmd);
+            return;
+        }
+        inbox.cmds.push(cmd);
+        drop(inbox);
+        eventfd::ring(self.bell.as_fd());
+    }
+
+    /// The requests sent since the last call.
+    pub(crate) fn take(&self) -> Vec<Cmd> {
+        std::mem::take(&mut self.inbox.lock().unwrap_or_else(|e| e.into_inner()).cmds)
+    }
+
+    /// The manager stops: later requests are refused at once, and those
+    /// that raced with the stop are refused now.
+    pub(crate) fn stop(&self) {
+        let left = {
+            let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            inbox.stopped = true;
+            std::mem::take(&mut inbox.cmds)
+        };
+        left.into_iter().for_each(refuse);
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_chunk.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Answers a request nobody will serve.
+fn refuse(cmd: Cmd) {
+    match cmd {
+        Cmd::Submit(mut c) => {
+            c.fail_rest(pool_gone);
+        }
+        Cmd::Cancel(_, reply) => drop(reply.send(false)),
+        Cmd::Close | Cmd::Terminate => {}
+    }
+}
+
+pub(crate) fn pool_gone() -> Error {
+    Error::misuse("the pool was terminated before the task finished")
+}
