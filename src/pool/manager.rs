@@ -144,6 +144,12 @@ impl Manager {
                         let _ = reply.send(self.cancel(id));
                     }
                     Cmd::Close => self.closing = true,
+                    Cmd::CancelPending => {
+                        for mut c in std::mem::take(&mut self.pending) {
+                            let n = c.fail_rest(Error::cancelled);
+                            self.tracker.completed(n);
+                        }
+                    }
                     Cmd::Terminate => return self.terminate(),
                 }
             }

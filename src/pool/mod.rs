@@ -349,6 +349,33 @@ impl Pool {
         Ok(())
     }
 
+    /// `concurrent.futures`' `shutdown`: no new tasks; with
+    /// `cancel_pending`, the tasks not yet started fail with
+    /// [`Error::is_cancelled`]; with `wait`, returns once the rest have
+    /// finished and the workers have exited.
+    ///
+    /// # Examples
+    /// ```
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let pool = multiproc::Pool::new(1).unwrap();
+    /// let handles: Vec<_> = (0..20).map(|_| pool.submit(nap, 50).unwrap()).collect();
+    /// pool.shutdown(true, true);
+    /// let cancelled = handles.into_iter().filter(|h| h.is_ready()).count();
+    /// assert_eq!(cancelled, 20, "every task finished or was cancelled");
+    /// ```
+    pub fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        self.close();
+        if cancel_pending {
+            self.shared.send(Cmd::CancelPending);
+        }
+        if wait {
+            let _ = self.join();
+        }
+    }
+
     /// Kills the workers now; unfinished tasks fail.
     pub fn terminate(&self) {
         self.shared

@@ -34,6 +34,8 @@ pub(crate) enum Cmd {
     Cancel(u64, mpsc::Sender<bool>),
     /// No more submissions: finish the work, then stop the workers.
     Close,
+    /// Cancel every chunk not yet handed to a worker.
+    CancelPending,
     /// Stop everything now.
     Terminate,
 }
@@ -140,7 +142,7 @@ fn refuse(cmd: Cmd) {
             c.fail_rest(pool_gone);
         }
         Cmd::Cancel(_, reply) => drop(reply.send(false)),
-        Cmd::Close | Cmd::Terminate => {}
+        Cmd::Close | Cmd::CancelPending | Cmd::Terminate => {}
     }
 }
 
