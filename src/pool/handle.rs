@@ -61,6 +61,8 @@ struct Listener {
 #[derive(Default)]
 struct Mailbox {
     arrivals: VecDeque<Arrival>,
+    /// Threads asleep on the condition variable (no wake-up call without).
+    sleepers: usize,
     waker: Option<Waker>,
     listener: Option<(Arc<Listener>, usize)>,
 }
@@ -92,8 +94,11 @@ impl Call {
                 .push_back(*n);
             l.cv.notify_one();
         }
+        let sleepers = m.sleepers;
         drop(m);
-        self.cv.notify_all();
+        if sleepers > 0 {
+            self.cv.notify_all();
+        }
     }
 
     /// The next arrival, waiting until `deadline` (`None`: no limit).
@@ -103,11 +108,13 @@ impl Call {
             if let Some(a) = m.arrivals.pop_front() {
                 return Some(a);
             }
+            m.sleepers += 1;
             match deadline {
                 None => m = self.cv.wait(m).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        m.sleepers -= 1;
                         return None;
                     }
                     m = self
@@ -117,7 +124,19 @@ impl Call {
                         .0;
                 }
             }
+            m.sleepers -= 1;
         }
+    }
+
+    /// Every arrival there is, waiting for at least one until `deadline`
+    /// (empty: the deadline passed).
+    pub(crate) fn take_all(&self, deadline: Option<Instant>) -> Vec<Arrival> {
+        let Some(first) = self.take(deadline) else {
+            return Vec::new();
+        };
+        let mut all = vec![first];
+        all.extend(self.lock().arrivals.drain(..));
+        all
     }
 
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Arrival> {

@@ -202,8 +202,20 @@ impl Manager {
             objects.push(s);
             slots.push(*slot);
         }
-        let ready = wait(&objects, self.next_deadline()).unwrap_or_default();
-        while eventfd::take(self.shared.bell.as_fd()) {}
+        // Callers ring the bell only while we sleep: say so, then look at
+        // the inbox once more (either they see the flag or we see their
+        // request), and with requests waiting only poll, never block.
+        self.shared.asleep.store(true, Ordering::SeqCst);
+        let timeout = if self.shared.has_requests() {
+            Some(Duration::ZERO)
+        } else {
+            self.next_deadline()
+        };
+        let ready = wait(&objects, timeout).unwrap_or_default();
+        self.shared.asleep.store(false, Ordering::SeqCst);
+        if ready.contains(&1) {
+            while eventfd::take(self.shared.bell.as_fd()) {}
+        }
         ready
             .into_iter()
             .filter(|i| *i >= 2)

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 /// Chunk duration the automatic chunk size aims at: long enough that the
 /// per-message cost (tens of microseconds) is noise.
 const TARGET_CHUNK: Duration = Duration::from_millis(2);
+/// Tasks an `imap` keeps in flight at least, whatever its chunk size.
+const MIN_IN_FLIGHT: usize = 256;
 /// The automatic chunk size never grows past this.
 const MAX_AUTO_CHUNK: usize = 1 << 14;
 
@@ -59,13 +61,16 @@ pub(crate) fn gather<R: DeserializeOwned>(
     let mut slots: Vec<Option<Result<R, Error>>> = (0..total).map(|_| None).collect();
     let mut got = 0;
     while got < total {
-        let Some(a) = call.take(deadline) else {
+        let arrivals = call.take_all(deadline);
+        if arrivals.is_empty() {
             return Err(Error::timeout());
-        };
-        for (i, r) in a.decode::<R>() {
-            if let Some(slot @ None) = slots.get_mut(i) {
-                *slot = Some(r);
-                got += 1;
+        }
+        for a in arrivals {
+            for (i, r) in a.decode::<R>() {
+                if let Some(slot @ None) = slots.get_mut(i) {
+                    *slot = Some(r);
+                    got += 1;
+                }
             }
         }
     }
@@ -148,7 +153,10 @@ where
     }
 
     fn fill(&mut self) {
-        while !self.exhausted && self.submitted - self.received < self.window * self.chunk {
+        // In flight: `window` chunks, and never fewer than `MIN_IN_FLIGHT`
+        // tasks (one-task chunks would otherwise leave workers waiting).
+        let limit = (self.window * self.chunk).max(MIN_IN_FLIGHT);
+        while !self.exhausted && self.submitted - self.received < limit {
             let items: Vec<I::Item> = self.input.by_ref().take(self.chunk).collect();
             if items.len() < self.chunk {
                 self.exhausted = true;
@@ -182,19 +190,19 @@ where
         self.chunk = fits.clamp(1, (self.chunk * 4).min(MAX_AUTO_CHUNK));
     }
 
+    /// Takes every result there is (waiting for at least one).
     fn receive(&mut self) {
-        let Some(a) = self.call.take(None) else {
-            return;
-        };
-        if let Arrival::Chunk { count, busy_ns, .. } = &a {
-            self.tune(*count, *busy_ns);
-        }
-        for (i, r) in a.decode::<R>() {
-            self.received += 1;
-            if self.ordered {
-                self.ahead.insert(i, r);
-            } else {
-                self.ready.push_back(r);
+        for a in self.call.take_all(None) {
+            if let Arrival::Chunk { count, busy_ns, .. } = &a {
+                self.tune(*count, *busy_ns);
+            }
+            for (i, r) in a.decode::<R>() {
+                self.received += 1;
+                if self.ordered {
+                    self.ahead.insert(i, r);
+                } else {
+                    self.ready.push_back(r);
+                }
             }
         }
     }

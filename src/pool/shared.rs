@@ -86,6 +86,8 @@ struct Inbox {
 pub(crate) struct Shared {
     inbox: Mutex<Inbox>,
     pub(crate) bell: OwnedFd,
+    /// The manager is (about to be) asleep: ring the bell.
+    pub(crate) asleep: AtomicBool,
     next_chunk: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) processes: usize,
@@ -96,6 +98,7 @@ impl Shared {
         Ok(Shared {
             inbox: Mutex::new(Inbox::default()),
             bell: eventfd::semaphore().map_err(|e| Error::io("pool doorbell", e))?,
+            asleep: AtomicBool::new(false),
             next_chunk: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             processes,
@@ -111,7 +114,19 @@ impl Shared {
         }
         inbox.cmds.push(cmd);
         drop(inbox);
-        eventfd::ring(self.bell.as_fd());
+        if self.asleep.load(Ordering::SeqCst) {
+            eventfd::ring(self.bell.as_fd());
+        }
+    }
+
+    /// Whether requests are waiting to be taken.
+    pub(crate) fn has_requests(&self) -> bool {
+        !self
+            .inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cmds
+            .is_empty()
     }
 
     /// The requests sent since the last call.
