@@ -1,0 +1,268 @@
+//! Tasks that fail without killing anything themselves: a panic (the
+//! worker survives), a task that never ends under `task_timeout` (its
+//! worker is killed and replaced), a result that cannot be encoded in the
+//! worker or decoded in the parent. Each fails alone; the others complete.
+
+use crate::common::{JOIN, ms};
+use crate::{
+    Probe, assert_gone, assert_usable, end, measure_latency, now_ns, per_method, pool, worker_pids,
+};
+use multiproc::{Error, Pool, StartMethod};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+// ------------------------------------------------------------------ panics
+
+/// The pid of the worker, unless `x` is the victim: then a panic.
+fn panic_at((x, victim): (u64, u64)) -> u32 {
+    if x == victim {
+        panic!("task {x} refuses to work");
+    }
+    std::process::id()
+}
+
+/// Asserts that `e` is task `index`'s panic (on input `x`), raised in this
+/// file by a worker of `pids`.
+fn check_panic(e: &Error, index: usize, x: u64, pids: &BTreeSet<u32>) {
+    assert!(e.is_panic(), "{e}");
+    assert_eq!(e.task_index(), Some(index), "{e}");
+    let message = format!("task {x} refuses to work");
+    assert_eq!(e.panic_message(), Some(message.as_str()), "{e}");
+    let location = e
+        .panic_location()
+        .unwrap_or_else(|| panic!("no location: {e}"));
+    assert!(location.contains("tests/pool/tasks.rs:"), "{location}");
+    assert!(pids.contains(&e.pid().expect("pid")), "{e} ({pids:?})");
+    assert_eq!(e.signal(), None, "{e}");
+}
+
+/// A panic fails its task alone, in a chunk too, and costs no process: the
+/// same workers before and after.
+fn panic_keeps_the_worker(m: StartMethod) {
+    let pool = pool(m, 2);
+    let before = worker_pids(&pool);
+
+    let err = pool
+        .submit(panic_at, (5, 5))
+        .expect("submit")
+        .get_timeout(JOIN)
+        .expect_err("a panicking task returned");
+    check_panic(&err, 0, 5, &before);
+
+    // Position 2 of a chunk of 5: the others of the chunk ran in the same
+    // worker, before and after the panic.
+    let results: Vec<Result<u32, Error>> = pool
+        .imap(panic_at, (0..20).map(|x| (x, 7)))
+        .chunksize(5)
+        .collect();
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Err(e) if i == 7 => check_panic(e, 7, 7, &before),
+            Ok(pid) if i != 7 => assert!(before.contains(pid), "task {i}: {pid}"),
+            other => panic!("task {i}: {other:?}"),
+        }
+    }
+    let err = pool
+        .map_chunked(panic_at, (0..20).map(|x| (x, 12)), 5)
+        .expect_err("map with a panicking task succeeded");
+    assert_eq!(err.failures().len(), 1, "{err}");
+    check_panic(&err.failures()[0], 12, 12, &before);
+
+    assert_eq!(worker_pids(&pool), before, "a panic cost a worker");
+    end(pool, before);
+}
+
+// ---------------------------------------------------------------- timeouts
+
+/// The task limit of the timeout scenario.
+const LIMIT: Duration = Duration::from_millis(300);
+
+/// `x` after 20 ms, unless `x` is the victim: then it marks its probe and
+/// never ends.
+fn hang_at((x, victim, probe): (u64, u64, Option<Probe>)) -> u64 {
+    if x == victim {
+        if let Some(p) = probe {
+            p.mark();
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    std::thread::sleep(ms(20));
+    x
+}
+
+/// A task that never ends fails with `is_timeout` (alone, in a chunk too);
+/// its worker is killed and replaced; the others complete. The error comes
+/// within [`DETECT_WITHIN`](crate::DETECT_WITHIN) of the limit.
+fn timeout_kills_only_its_worker(m: StartMethod) {
+    let pool = Pool::builder()
+        .processes(2)
+        .start_method(m)
+        .task_timeout(LIMIT)
+        .build()
+        .expect("pool");
+    let before = worker_pids(&pool);
+    let mut hung = BTreeSet::new();
+
+    measure_latency(
+        &format!("timeout {m:?}: error past the limit after"),
+        || {
+            let probe = Probe::new();
+            let err = pool
+                .submit(hang_at, (1, 1, Some(probe.clone())))
+                .expect("submit")
+                .get_timeout(JOIN)
+                .expect_err("a task that never ends returned");
+            let seen = now_ns();
+            assert!(err.is_timeout(), "{err}");
+            assert_eq!(err.task_index(), Some(0), "{err}");
+            if hung.is_empty() {
+                assert!(before.contains(&probe.pid()), "{before:?}");
+            }
+            hung.insert(probe.pid());
+            let ran = probe.since(seen);
+            assert!(ran >= LIMIT, "timed out after {ran:?}, limit {LIMIT:?}");
+            ran - LIMIT
+        },
+    );
+
+    // In a chunk of 5: only task 7; the others (20 ms each) complete.
+    let probe = Probe::new();
+    let results: Vec<Result<u64, Error>> = pool
+        .imap(
+            hang_at,
+            (0..20).map(|x| (x, 7, (x == 7).then(|| probe.clone()))),
+        )
+        .chunksize(5)
+        .collect();
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Err(e) if i == 7 => assert!(e.is_timeout() && e.task_index() == Some(7), "{e}"),
+            Ok(v) if i != 7 => assert_eq!(*v, i as u64),
+            other => panic!("task {i}: {other:?}"),
+        }
+    }
+    hung.insert(probe.pid());
+
+    let after = worker_pids(&pool);
+    assert!(after.is_disjoint(&hung), "{after:?} vs hung {hung:?}");
+    assert_gone(&hung, "workers killed for a timeout");
+    assert_usable(&pool, "after timeouts");
+    end(pool, before.into_iter().chain(after));
+}
+
+// ------------------------------------------------------------------ decode
+
+/// Serializes as its number, except 13: that fails (in the worker).
+#[derive(Debug, Deserialize)]
+struct Unsendable(u64);
+
+impl Serialize for Unsendable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 13 {
+            return Err(S::Error::custom("13 cannot be sent"));
+        }
+        s.serialize_u64(self.0)
+    }
+}
+
+/// Deserializes from its number, except 13: that fails (in the parent).
+#[derive(Debug, Serialize)]
+struct Picky(u64);
+
+impl<'de> Deserialize<'de> for Picky {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Picky, D::Error> {
+        let v = u64::deserialize(d)?;
+        if v == 13 {
+            return Err(D::Error::custom("13 cannot be received"));
+        }
+        Ok(Picky(v))
+    }
+}
+
+fn unsendable(x: u64) -> Unsendable {
+    Unsendable(x)
+}
+
+fn picky(x: u64) -> Picky {
+    Picky(x)
+}
+
+/// Asserts that of `results` (values `== index`), only task 13 failed, as
+/// undecodable.
+fn only_13_undecodable(results: &[Result<u64, Error>], what: &str) {
+    assert_eq!(results.len(), 20, "{what}");
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Err(e) if i == 13 => assert!(e.is_decode() && e.task_index() == Some(13), "{e}"),
+            Ok(v) if i != 13 => assert_eq!(*v, i as u64, "{what}"),
+            other => panic!("{what}: task {i}: {other:?}"),
+        }
+    }
+}
+
+/// A result the worker cannot encode fails its task alone, in a chunk of 5
+/// too; a result the parent cannot decode fails its task (chunks of 1
+/// here, see [`undecodable_result_fails_only_its_task_in_a_chunk`]); no
+/// hang, no worker lost.
+fn undecodable_results(m: StartMethod) {
+    let pool = pool(m, 2);
+    let before = worker_pids(&pool);
+    let results: Vec<Result<u64, Error>> = pool
+        .imap(unsendable, 0..20)
+        .chunksize(5)
+        .map(|r| r.map(|u| u.0))
+        .collect();
+    only_13_undecodable(&results, "unencodable, chunks of 5");
+    let results: Vec<Result<u64, Error>> = pool
+        .imap(picky, 0..20)
+        .chunksize(1)
+        .map(|r| r.map(|p| p.0))
+        .collect();
+    only_13_undecodable(&results, "undecodable, chunks of 1");
+    let err = pool
+        .submit(picky, 13)
+        .expect("submit")
+        .get_timeout(JOIN)
+        .expect_err("an undecodable result was decoded");
+    assert!(err.is_decode() && err.task_index() == Some(0), "{err}");
+    assert_eq!(worker_pids(&pool), before, "a decode error cost a worker");
+    end(pool, before);
+}
+
+/// BUG (ignored until fixed in `src/pool/task.rs`): a result the parent
+/// cannot decode fails every task of its chunk, not only its own. Here
+/// task 13 of chunk `10..15` fails, and so do 10, 11, 12 and 14, whose
+/// results were fine ("cannot decode data from another process: 13 cannot
+/// be received" for each).
+///
+/// Cause: a worker encodes a chunk's outcomes as one postcard
+/// `Vec<ItemOutcome<R>>` and `decode_outcomes` decodes it in one go; when
+/// one `R` fails to deserialize, nothing after it can be located (postcard
+/// has no item lengths), and the code fails the whole chunk. Encoding each
+/// outcome as its own length-prefixed blob (a `Vec<Vec<u8>>`, handles
+/// indexed per item) would let the parent fail the one bad item. Worker-side
+/// encode failures are already isolated per item (`run_chunk` re-encodes
+/// one by one), which `undecodable_results` checks.
+fn undecodable_result_fails_only_its_task_in_a_chunk(m: StartMethod) {
+    let pool = pool(m, 2);
+    let results: Vec<Result<u64, Error>> = pool
+        .imap(picky, 0..20)
+        .chunksize(5)
+        .map(|r| r.map(|p| p.0))
+        .collect();
+    only_13_undecodable(&results, "undecodable, chunks of 5");
+    end(pool, []);
+}
+
+per_method!(
+    panic_keeps_the_worker,
+    timeout_kills_only_its_worker,
+    undecodable_results,
+    #[ignore = "library bug: an undecodable result fails its whole chunk (see the scenario's docs)"]
+    undecodable_result_fails_only_its_task_in_a_chunk,
+);
