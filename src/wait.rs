@@ -157,6 +157,10 @@ fn wait_armed(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Ve
             for (p, &i) in fds.iter().zip(&owner) {
                 if p.revents != 0 {
                     objects[i].settle();
+                    // The ring that woke us used up this wait's arming: arm
+                    // again, or the next message would not ring at all.
+                    objects[i].arm(false);
+                    objects[i].arm(true);
                 }
             }
             // A doorbell rang for a message someone else took: look again

@@ -29,6 +29,8 @@ const PREFETCH: usize = 4;
 /// A chunk whose worker died with no task of it running (before it started,
 /// or while sending its results) is retried this many times.
 const MAX_RETRIES: u32 = 2;
+/// The longest the manager sleeps without looking around.
+const BACKSTOP: Duration = Duration::from_secs(1);
 /// Consecutive workers that die before their initializer finished, after
 /// which the pool gives up (Python would respawn forever).
 const MAX_START_FAILURES: u32 = 3;
@@ -209,7 +211,8 @@ impl Manager {
         let timeout = if self.shared.has_requests() {
             Some(Duration::ZERO)
         } else {
-            self.next_deadline()
+            // A backstop: a wake-up lost anywhere costs a second, not a hang.
+            Some(self.next_deadline().unwrap_or(BACKSTOP))
         };
         let ready = wait(&objects, timeout).unwrap_or_default();
         self.shared.asleep.store(false, Ordering::SeqCst);
@@ -298,6 +301,9 @@ impl Manager {
             return;
         };
         if chunk.cancelled {
+            if let Some(p) = Progress::of(&self.progress, head.slot as usize) {
+                p.uncancel(chunk.id);
+            }
             return;
         }
         self.tracker.busy(head.slot as usize, head.busy_ns);
@@ -320,30 +326,40 @@ impl Manager {
         }
     }
 
+    /// Hands out pending chunks: first one to each idle worker, then, in
+    /// rounds, up to [`PREFETCH`] each, so that work spreads before it queues.
     fn dispatch(&mut self) {
-        for slot in 0..self.workers.len() {
-            while let Some(w) = self.workers[slot].as_mut() {
-                if w.retiring || w.inflight.len() >= PREFETCH {
-                    break;
-                }
-                let Some(mut chunk) = self.pending.pop_front() else {
+        for depth in 1..=PREFETCH {
+            for slot in 0..self.workers.len() {
+                if self.pending.is_empty() {
                     return;
+                }
+                let Some(w) = self.workers[slot].as_mut() else {
+                    continue;
                 };
-                if chunk.call.is_abandoned() || chunk.cancelled {
+                if w.retiring || w.inflight.len() >= depth {
                     continue;
                 }
-                if let Err(e) = send_chunk(&w.tasks, &chunk) {
-                    let n = chunk
-                        .fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
-                    self.tracker.completed(n);
-                    continue;
-                }
-                w.inflight.push_back(chunk);
-                w.dispatched += 1;
-                if self.config.max_tasks == Some(w.dispatched) {
-                    w.retiring = true;
-                    let exit = postcard::to_allocvec(&ToWorker::Exit).unwrap_or_default();
-                    let _ = w.tasks.put_raw(&exit, &[]);
+                while let Some(mut chunk) = self.pending.pop_front() {
+                    if chunk.call.is_abandoned() || chunk.cancelled {
+                        // Nobody waits for these: count them as done.
+                        self.tracker.completed(chunk.count - chunk.skip.len());
+                        continue;
+                    }
+                    if let Err(e) = send_chunk(&w.tasks, &chunk) {
+                        let n = chunk
+                            .fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
+                        self.tracker.completed(n);
+                        continue;
+                    }
+                    w.inflight.push_back(chunk);
+                    w.dispatched += 1;
+                    if self.config.max_tasks == Some(w.dispatched) {
+                        w.retiring = true;
+                        let exit = postcard::to_allocvec(&ToWorker::Exit).unwrap_or_default();
+                        let _ = w.tasks.put_raw(&exit, &[]);
+                    }
+                    break;
                 }
             }
         }
@@ -373,7 +389,10 @@ impl Manager {
             },
         };
         let (pchunk, ppos, _) = Progress::of(&self.progress, slot)
-            .map(|p| p.read())
+            .map(|p| {
+                p.uncancel(0);
+                p.read()
+            })
             .unwrap_or((IDLE, 0, 0));
         let mut back = Vec::new();
         if pchunk == STARTING && cause == Cause::Died {
@@ -450,7 +469,12 @@ impl Manager {
         let Some((slot, n)) = found else {
             return false;
         };
-        let running = Progress::of(&self.progress, slot).is_some_and(|p| p.read().0 == id);
+        // Mark it for the worker first, then look whether it runs already.
+        let progress = Progress::of(&self.progress, slot);
+        // (With no cancel slot free, the chunk runs and its result is
+        // dropped: it cannot be told apart from the queue.)
+        let _ = progress.as_ref().is_some_and(|p| p.cancel(id));
+        let running = progress.as_ref().is_some_and(|p| p.read().0 == id);
         if running {
             // Killing the worker fails the running task as cancelled.
             self.replace(slot, Cause::Cancelled);

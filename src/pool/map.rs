@@ -107,6 +107,9 @@ pub struct Imap<'p, I: Iterator, R> {
     /// Tasks submitted so far (the next task's index).
     submitted: usize,
     received: usize,
+    /// Results handed to the consumer: what is submitted beyond them
+    /// (running, or received early and buffered) is bounded.
+    yielded: usize,
     /// Chunks in flight allowed.
     window: usize,
     chunk: usize,
@@ -134,6 +137,7 @@ where
             exhausted: false,
             submitted: 0,
             received: 0,
+            yielded: 0,
             chunk: 1,
             fixed_chunk: false,
             ordered,
@@ -156,7 +160,7 @@ where
         // In flight: `window` chunks, and never fewer than `MIN_IN_FLIGHT`
         // tasks (one-task chunks would otherwise leave workers waiting).
         let limit = (self.window * self.chunk).max(MIN_IN_FLIGHT);
-        while !self.exhausted && self.submitted - self.received < limit {
+        while !self.exhausted && self.submitted - self.yielded < limit {
             let items: Vec<I::Item> = self.input.by_ref().take(self.chunk).collect();
             if items.len() < self.chunk {
                 self.exhausted = true;
@@ -221,9 +225,11 @@ where
             if self.ordered {
                 if let Some(r) = self.ahead.remove(&self.next_out) {
                     self.next_out += 1;
+                    self.yielded += 1;
                     return Some(r);
                 }
             } else if let Some(r) = self.ready.pop_front() {
+                self.yielded += 1;
                 return Some(r);
             }
             self.fill();

@@ -12,11 +12,15 @@ use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::Instant;
 
-/// Words per worker in the progress array.
-pub(crate) const PROGRESS_WORDS: usize = 4;
+/// Words per worker in the progress array: the progress proper (4), then
+/// the ids of chunks cancelled while waiting in the worker's queue.
+pub(crate) const PROGRESS_WORDS: usize = 4 + CANCEL_SLOTS;
+/// How many queued chunks of one worker can be cancelled at once (at most
+/// `PREFETCH - 1` are queued behind the running one).
+const CANCEL_SLOTS: usize = 4;
 /// `chunk` while the worker runs its initializer.
 pub(crate) const STARTING: u64 = u64::MAX;
 /// `chunk` while the worker is between chunks.
@@ -135,6 +139,36 @@ impl<'a> Progress<'a> {
         self.words[0].store(seq.wrapping_add(2), Release);
     }
 
+    /// Marks `chunk` cancelled for this worker (the pool's side); `false`
+    /// if every cancel slot is taken.
+    pub(crate) fn cancel(&self, chunk: u64) -> bool {
+        let marked = self.words[4..]
+            .iter()
+            .any(|w| w.compare_exchange(0, chunk, SeqCst, SeqCst).is_ok());
+        // Pairs with the worker's fence: either it sees the mark, or the
+        // pool sees the chunk running in the progress words.
+        std::sync::atomic::fence(SeqCst);
+        marked
+    }
+
+    /// Forgets the cancellation of `chunk` (`0`: of every chunk).
+    pub(crate) fn uncancel(&self, chunk: u64) {
+        for w in &self.words[4..] {
+            if chunk == 0 {
+                w.store(0, SeqCst);
+            } else {
+                let _ = w.compare_exchange(chunk, 0, SeqCst, SeqCst);
+            }
+        }
+    }
+
+    /// Whether the pool cancelled `chunk` (the worker's side, after saying
+    /// it starts `chunk`).
+    fn is_cancelled(&self, chunk: u64) -> bool {
+        std::sync::atomic::fence(SeqCst);
+        self.words[4..].iter().any(|w| w.load(SeqCst) == chunk)
+    }
+
     /// `(chunk, position, started_ns)`, consistent, or the fields as they
     /// are if the writer died mid-update.
     pub(crate) fn read(&self) -> (u64, u64, u64) {
@@ -208,9 +242,17 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
             };
             let started = Instant::now();
             let chunk = header.chunk;
-            let ran = header.run.run(rest, fds, &header.skip, &mut |pos| {
-                progress.set(chunk, u64::from(pos))
-            });
+            // Say which chunk starts, then look whether it was cancelled
+            // meanwhile (the pool marks, then looks at this: one of the two
+            // sees the other).
+            progress.set(chunk, first_to_run(&header.skip));
+            let ran = if progress.is_cancelled(chunk) {
+                Err("cancelled".to_owned())
+            } else {
+                header.run.run(rest, fds, &header.skip, &mut |pos| {
+                    progress.set(chunk, u64::from(pos))
+                })
+            };
             progress.set(IDLE, 0);
             let (body, fds, failed) = match ran {
                 Ok((body, fds)) => (body, fds, None),
@@ -233,4 +275,9 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
             return;
         }
     }
+}
+
+/// The first position of a chunk not to skip.
+fn first_to_run(skip: &[u32]) -> u64 {
+    (0u32..).find(|p| !skip.contains(p)).map_or(0, u64::from)
 }

@@ -170,7 +170,7 @@ fn cancel_queued(m: StartMethod) {
     end(pool, [pid]);
 }
 
-/// BUG (ignored until fixed in `src/pool/manager.rs`): a task cancelled
+/// (Was a library bug, now fixed; kept as a regression test.) a task cancelled
 /// while it waits in the worker's own queue still runs: `cancel()`
 /// returned true and `get()` said cancelled, yet the task's side effect
 /// happens later. Seen: task 4 ran (`ran` = `0b1010_1011_1011`). Task 2
@@ -216,7 +216,6 @@ fn cancel_finished(m: StartMethod) {
 per_method!(
     cancel_running,
     cancel_queued,
-    #[ignore = "library bug: a cancelled task waiting in its worker's queue still runs (see the scenario's docs)"]
     a_cancelled_task_never_runs,
     cancel_finished,
 );

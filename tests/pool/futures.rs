@@ -141,7 +141,7 @@ fn as_completed_in_finish_order(m: StartMethod) {
     end(pool, pids);
 }
 
-/// BUG (ignored until fixed in `src/pool/manager.rs`): with 4 idle
+/// (Was a library bug, now fixed; kept as a regression test.) with 4 idle
 /// workers, a slow task (600 ms) submitted first and 3 fast ones (20 ms)
 /// after, the slow one does not come out of `as_completed` last: seen
 /// `[0, 1, 2, 3]`, all four run one after the other on worker 0 while
@@ -171,7 +171,7 @@ fn meet(barrier: Barrier) -> bool {
     barrier.wait_timeout(Duration::from_secs(3)).is_ok()
 }
 
-/// BUG (ignored until fixed, same cause as
+/// (Was a library bug, now fixed; same cause as
 /// [`slow_first_comes_out_last`]): 4 tasks submitted to 4 idle workers do
 /// not run at once: all four go to worker 0, which runs them one after the
 /// other, so none meets the others at the 4-party barrier (seen: `[false;
@@ -196,8 +196,6 @@ fn idle_workers_take_new_tasks(m: StartMethod) {
 per_method!(
     handles_are_futures,
     as_completed_in_finish_order,
-    #[ignore = "library bug: dispatch queues a task behind a busy worker while others idle (see the scenario's docs)"]
     slow_first_comes_out_last,
-    #[ignore = "library bug: dispatch queues a task behind a busy worker while others idle (see the scenario's docs)"]
     idle_workers_take_new_tasks,
 );

@@ -135,7 +135,7 @@ fn slow_head(x: u64) -> u64 {
     x * x
 }
 
-/// BUG (ignored until fixed in `src/pool/map.rs`): while the first task of
+/// (Was a library bug, now fixed; kept as a regression test.) while the first task of
 /// an ordered `imap` over `0..` takes 1 s and the others are instant, the
 /// input is pulled without bound: 121,395 items (ForkServer) and 125,136
 /// (Spawn) by the time the first result comes out, every one of their
@@ -165,6 +165,5 @@ fn imap_slow_head_keeps_the_bound(m: StartMethod) {
 per_method!(
     imap_pulls_a_bounded_window,
     imap_dropped_early,
-    #[ignore = "library bug: an ordered imap buffers without bound behind a slow task (see the scenario's docs)"]
     imap_slow_head_keeps_the_bound,
 );

@@ -38,11 +38,10 @@
 //!
 //! Tests that fail on library bugs are `#[ignore]`d, with the bug, what was
 //! seen and its cause in their docs: run them with
-//! `cargo test --test pool -- --ignored`. One of those bugs (a lost
-//! wake-up, see `wakeups`) can hang any pool; until it is fixed the other
-//! scenarios' pools carry a [`SAFETY_NET`].
+//! `cargo test --test pool -- --ignored`. The scenarios' pools carry a
+//! [`SAFETY_NET`] task limit.
 //!
-//! Cost: about 10 s for the whole binary unoptimised on a 2-core machine;
+//! Cost: about 20 s for the whole binary unoptimised on a 2-core machine;
 //! worker processes print the panics of the panic scenarios on stderr.
 
 mod cancel;
@@ -191,12 +190,10 @@ impl Watchdog {
 }
 
 /// A task limit no scenario reaches, set on the pools of the scenarios
-/// that are not about timeouts. Why: while a pool has a task limit and
-/// tasks out, its manager looks around at least every 50 ms, which recovers
-/// a result stranded by the lost wake-up of `wakeups` (a library bug: a
-/// pool without it can hang forever, about 1 run in 15 of the `deaths`
-/// scenarios did). Remove once that bug is fixed; `wakeups` tests the bare
-/// path meanwhile.
+/// that are not about timeouts: a task stuck by a regression then fails
+/// its test with a timeout error instead of waiting for the watchdog.
+/// (It was first added against a lost wake-up, since fixed, that `wakeups`
+/// tests on pools without it.)
 const SAFETY_NET: Duration = Duration::from_secs(120);
 
 /// A builder for a pool of `n` workers started with `m`, with the
