@@ -27,6 +27,8 @@ pub(crate) enum Arrival {
         /// Time the worker spent on the chunk (chunk-size tuning).
         busy_ns: u64,
         body: Vec<u8>,
+        /// Where each task's outcome ends in `body`.
+        ends: Vec<u32>,
         fds: Vec<OwnedFd>,
     },
     /// One task failed without a result (its worker died, it timed out,
@@ -40,12 +42,12 @@ impl Arrival {
         match self {
             Arrival::Chunk {
                 first,
-                count,
                 pid,
                 body,
+                ends,
                 fds,
                 ..
-            } => decode_outcomes(first, count, pid, &body, fds),
+            } => decode_outcomes(first, pid, &body, &ends, fds),
             Arrival::Failed { index, error } => vec![(index, Err(error))],
         }
     }

@@ -320,6 +320,7 @@ impl Manager {
                     pid: head.pid,
                     busy_ns: head.busy_ns,
                     body,
+                    ends: head.ends,
                     fds,
                 });
             }

@@ -15,7 +15,7 @@
 
 use crate::error::{Error, Kind};
 use crate::process::{address_at, last_panic_details, offset_of, signature};
-use crate::wire::{self, WireError};
+use crate::wire;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
@@ -58,6 +58,8 @@ pub(crate) struct ResultHeader {
     /// Set when the chunk could not run at all (undecodable arguments, a
     /// type mismatch): every task of it fails with this; no body follows.
     pub(crate) failed: Option<String>,
+    /// Where each task's outcome ends in the body.
+    pub(crate) ends: Vec<u32>,
 }
 
 /// What one task of a chunk produced.
@@ -76,15 +78,13 @@ pub(crate) enum ItemOutcome<R> {
 }
 
 /// Runs a chunk: `(function, signature, arguments, their handles, skip,
-/// before-each-task hook)` → the encoded `Vec<ItemOutcome<R>>`.
-pub(crate) type Runner = fn(
-    usize,
-    u64,
-    &[u8],
-    Vec<OwnedFd>,
-    &[u32],
-    &mut dyn FnMut(u32),
-) -> Result<(Vec<u8>, Vec<OwnedFd>), String>;
+/// before-each-task hook)` → the encoded outcomes (see [`Encoded`]).
+pub(crate) type Runner =
+    fn(usize, u64, &[u8], Vec<OwnedFd>, &[u32], &mut dyn FnMut(u32)) -> Result<Encoded, String>;
+
+/// Each task's encoded `ItemOutcome<R>` back to back, their handles, and
+/// where each ends.
+pub(crate) type Encoded = (Vec<u8>, Vec<OwnedFd>, Vec<u32>);
 
 /// How a runner calls the function at an address with one decoded
 /// argument.
@@ -163,7 +163,7 @@ impl RunSpec {
         fds: Vec<OwnedFd>,
         skip: &[u32],
         before: &mut dyn FnMut(u32),
-    ) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+    ) -> Result<Encoded, String> {
         let runner = address_at(self.runner);
         // SAFETY: [1] `runner` was computed by the pool from a real
         // `Runner` in this same executable (the worker's start checked the
@@ -189,7 +189,7 @@ fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
     fds: Vec<OwnedFd>,
     skip: &[u32],
     before: &mut dyn FnMut(u32),
-) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+) -> Result<Encoded, String> {
     if sig != spec_hash::<A, R, C>() {
         return Err(format!(
             "type signature mismatch: the worker expected a task of {} -> {}",
@@ -212,20 +212,11 @@ fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
             run_caught(|| unsafe { C::call(function, arg) })
         })
         .collect();
-    match wire::encode(&outcomes) {
-        Ok(encoded) => Ok(encoded),
-        // One result cannot be encoded: find it, fail it alone.
-        Err(_) => {
-            let outcomes: Vec<ItemOutcome<R>> = outcomes
-                .into_iter()
-                .map(|o| match wire::encode(&o) {
-                    Ok(_) => o,
-                    Err(e) => ItemOutcome::Failed(format!("cannot encode the result: {e}")),
-                })
-                .collect();
-            wire::encode(&outcomes).map_err(|e| format!("cannot encode the results: {e}"))
-        }
-    }
+    // A result that cannot be encoded fails alone.
+    wire::encode_each(&outcomes, |why| {
+        ItemOutcome::Failed(format!("cannot encode the result: {why}"))
+    })
+    .map_err(|e| format!("cannot encode the results: {e}"))
 }
 
 /// Runs one task, catching a panic with its location.
@@ -254,42 +245,33 @@ fn run_caught<R>(f: impl FnOnce() -> R) -> ItemOutcome<R> {
 /// index (`first` + position); skipped positions are left out.
 pub(crate) fn decode_outcomes<R: DeserializeOwned>(
     first: usize,
-    count: usize,
     pid: u32,
     body: &[u8],
+    ends: &[u32],
     fds: Vec<OwnedFd>,
 ) -> Vec<(usize, Result<R, Error>)> {
-    let outcomes: Vec<ItemOutcome<R>> = match wire::decode(body, fds) {
-        Ok(o) => o,
-        Err(e) => {
-            let why = match e {
-                WireError::Io(e) => e.to_string(),
-                other => other.to_string(),
-            };
-            return (first..first + count)
-                .map(|i| (i, Err(Error::new(Kind::Decode(why.clone())).in_task(i))))
-                .collect();
-        }
-    };
-    outcomes
+    wire::decode_each::<ItemOutcome<R>>(body, ends, fds)
         .into_iter()
         .enumerate()
         .filter_map(|(pos, o)| {
             let i = first + pos;
             let r = match o {
-                ItemOutcome::Done(v) => Ok(v),
-                ItemOutcome::Skipped => return None,
-                ItemOutcome::Panicked {
+                Ok(ItemOutcome::Done(v)) => Ok(v),
+                Ok(ItemOutcome::Skipped) => return None,
+                Ok(ItemOutcome::Panicked {
                     message,
                     location,
                     backtrace,
-                } => Err(Error::new(Kind::Panicked {
+                }) => Err(Error::new(Kind::Panicked {
                     pid,
                     message,
                     location,
                     backtrace,
                 })),
-                ItemOutcome::Failed(why) => Err(Error::new(Kind::Decode(why))),
+                Ok(ItemOutcome::Failed(why)) => Err(Error::new(Kind::Decode(why))),
+                Err(e) => Err(Error::new(Kind::Decode(format!(
+                    "cannot decode the result: {e}"
+                )))),
             };
             Some((i, r.map_err(|e| e.in_task(i))))
         })

@@ -254,9 +254,9 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
                 })
             };
             progress.set(IDLE, 0);
-            let (body, fds, failed) = match ran {
-                Ok((body, fds)) => (body, fds, None),
-                Err(why) => (Vec::new(), Vec::new(), Some(why)),
+            let (body, fds, ends, failed) = match ran {
+                Ok((body, fds, ends)) => (body, fds, ends, None),
+                Err(why) => (Vec::new(), Vec::new(), Vec::new(), Some(why)),
             };
             let head = ResultHeader {
                 chunk,
@@ -264,6 +264,7 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
                 pid,
                 busy_ns: started.elapsed().as_nanos() as u64,
                 failed,
+                ends,
             };
             let Ok(mut msg) = postcard::to_allocvec(&head) else {
                 return false;

@@ -234,16 +234,16 @@ impl Block {
         kind: Kind,
         elem: Elem,
     ) -> Result<Block, D::Error> {
+        // The codec drops custom messages: keep them for the caller.
+        let fail = |msg: String| D::Error::custom(crate::wire::remember_error(msg));
         let (mut fds, tag) = Handles::deserialize(d, 1)?;
         if tag != kind as u8 {
-            return Err(D::Error::custom(format!(
+            return Err(fail(format!(
                 "expected a shared {kind:?}, got another shared object"
             )));
         }
-        let fd = fds
-            .pop()
-            .ok_or_else(|| D::Error::custom("missing descriptor"))?;
-        Block::open::<S>(fd, kind, elem).map_err(D::Error::custom)
+        let fd = fds.pop().ok_or_else(|| fail("missing descriptor".into()))?;
+        Block::open::<S>(fd, kind, elem).map_err(fail)
     }
 }
 

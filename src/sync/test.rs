@@ -195,7 +195,8 @@ fn barrier_passes_rounds_breaks_and_resets() {
 fn objects_refuse_the_wrong_kind_on_decode() {
     let lock = Lock::new().unwrap();
     let (bytes, fds) = crate::wire::encode(&lock).unwrap();
-    assert!(crate::wire::decode::<Event>(&bytes, fds).is_err());
+    let e = crate::wire::decode::<Event>(&bytes, fds).unwrap_err();
+    assert!(e.to_string().contains("expected a shared Event"), "{e}");
     let (bytes, fds) = crate::wire::encode(&Value::new(1u32).unwrap()).unwrap();
     assert!(crate::wire::decode::<Value<f32>>(&bytes, fds).is_err());
     let (bytes, fds) = crate::wire::encode(&Value::new(7u32).unwrap()).unwrap();

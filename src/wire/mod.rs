@@ -217,6 +217,92 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     }
 }
 
+/// Keeps a decode error's message for the caller: the codec itself drops
+/// the messages of `serde::de::Error::custom`.
+pub(crate) fn remember_error(msg: String) -> String {
+    note_handle_error(msg)
+}
+
+/// Encodes each of `items` back to back under one handle table, and where
+/// each one ends, so that a reader can decode them one by one and a bad
+/// one spoils only itself. An item that cannot be encoded is replaced by
+/// `fallback(why)` (which must encode).
+pub(crate) fn encode_each<T: Serialize>(
+    items: &[T],
+    fallback: impl Fn(String) -> T,
+) -> Result<(Vec<u8>, Vec<OwnedFd>, Vec<u32>), WireError> {
+    let mut fds = Vec::new();
+    let mut bytes = Vec::new();
+    let mut ends = Vec::with_capacity(items.len());
+    let fds_ptr: *mut Vec<OwnedFd> = &mut fds;
+    // SAFETY: `fds` outlives the guard and is only touched through the
+    // thread-local pointer until the guard is dropped (below, before any
+    // direct use).
+    let guard = unsafe { Install::new(&ENCODE_TABLE, fds_ptr) };
+    take_handle_error();
+    let mut failure = None;
+    for item in items {
+        let (mark, table_mark) = (
+            bytes.len(),
+            with_table(&ENCODE_TABLE, |t| Ok(t.len())).unwrap_or(0),
+        );
+        if let Err(e) = postcard::to_io(item, &mut bytes) {
+            let why = codec_error(e).to_string();
+            bytes.truncate(mark);
+            let _ = with_table(&ENCODE_TABLE, |t| {
+                t.truncate(table_mark);
+                Ok(())
+            });
+            if let Err(e) = postcard::to_io(&fallback(why), &mut bytes) {
+                failure = Some(codec_error(e));
+                break;
+            }
+        }
+        ends.push(bytes.len() as u32);
+    }
+    drop(guard);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((bytes, fds, ends)),
+    }
+}
+
+/// Decodes what [`encode_each`] wrote: one result per item.
+pub(crate) fn decode_each<T: DeserializeOwned>(
+    bytes: &[u8],
+    ends: &[u32],
+    fds: Vec<OwnedFd>,
+) -> Vec<Result<T, WireError>> {
+    let mut table: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+    // SAFETY: `table` outlives the guard and is not used until it is dropped.
+    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
+    let mut start = 0usize;
+    let out = ends
+        .iter()
+        .map(|&end| {
+            let end = end as usize;
+            let Some(slice) = bytes.get(start..end).filter(|_| start <= end) else {
+                return Err(WireError::Malformed(format!(
+                    "item ends at {end}, outside the {} bytes received",
+                    bytes.len()
+                )));
+            };
+            start = end;
+            take_handle_error();
+            match postcard::take_from_bytes::<T>(slice) {
+                Ok((value, [])) => Ok(value),
+                Ok((_, rest)) => Err(WireError::Malformed(format!(
+                    "{} trailing bytes after the value",
+                    rest.len()
+                ))),
+                Err(e) => Err(codec_error(e)),
+            }
+        })
+        .collect();
+    drop(guard);
+    out
+}
+
 /// Called by a resource-owning type's `Serialize`: puts a duplicate of `fd`
 /// into the active handle table and returns its index.
 pub(crate) fn push_handle(fd: BorrowedFd<'_>) -> Result<u32, String> {

@@ -234,7 +234,7 @@ fn undecodable_results(m: StartMethod) {
     end(pool, before);
 }
 
-/// BUG (ignored until fixed in `src/pool/task.rs`): a result the parent
+/// (Was a library bug, now fixed; kept as a regression test.) a result the parent
 /// cannot decode fails every task of its chunk, not only its own. Here
 /// task 13 of chunk `10..15` fails, and so do 10, 11, 12 and 14, whose
 /// results were fine ("cannot decode data from another process: 13 cannot
@@ -263,6 +263,5 @@ per_method!(
     panic_keeps_the_worker,
     timeout_kills_only_its_worker,
     undecodable_results,
-    #[ignore = "library bug: an undecodable result fails its whole chunk (see the scenario's docs)"]
     undecodable_result_fails_only_its_task_in_a_chunk,
 );
