@@ -84,7 +84,7 @@ pub(crate) type Runner =
 
 /// Each task's encoded `ItemOutcome<R>` back to back, their handles, and
 /// where each ends.
-pub(crate) type Encoded = (Vec<u8>, Vec<OwnedFd>, Vec<u32>);
+pub(crate) type Encoded = wire::EncodedEach;
 
 /// How a runner calls the function at an address with one decoded
 /// argument.

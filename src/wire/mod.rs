@@ -223,6 +223,10 @@ pub(crate) fn remember_error(msg: String) -> String {
     note_handle_error(msg)
 }
 
+/// What [`encode_each`] produces: the items' bytes back to back, their
+/// handles, and where each item ends.
+pub(crate) type EncodedEach = (Vec<u8>, Vec<OwnedFd>, Vec<u32>);
+
 /// Encodes each of `items` back to back under one handle table, and where
 /// each one ends, so that a reader can decode them one by one and a bad
 /// one spoils only itself. An item that cannot be encoded is replaced by
@@ -230,7 +234,7 @@ pub(crate) fn remember_error(msg: String) -> String {
 pub(crate) fn encode_each<T: Serialize>(
     items: &[T],
     fallback: impl Fn(String) -> T,
-) -> Result<(Vec<u8>, Vec<OwnedFd>, Vec<u32>), WireError> {
+) -> Result<EncodedEach, WireError> {
     let mut fds = Vec::new();
     let mut bytes = Vec::new();
     let mut ends = Vec::with_capacity(items.len());
