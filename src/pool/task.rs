@@ -14,7 +14,7 @@
 //! *runner* that checks the type signature before calling anything.
 
 use crate::error::{Error, Kind};
-use crate::process::{address_at, last_panic_details, offset_of, signature};
+use crate::process::{address_at, last_panic_details, offset_of, panic_message, signature};
 use crate::wire;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -224,13 +224,7 @@ fn run_caught<R>(f: impl FnOnce() -> R) -> ItemOutcome<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => ItemOutcome::Done(v),
         Err(payload) => {
-            let message = if let Some(s) = payload.downcast_ref::<&str>() {
-                (*s).to_owned()
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "Box<dyn Any> (a panic payload that is not a string)".to_owned()
-            };
+            let message = panic_message(&*payload);
             let (location, backtrace) = last_panic_details();
             ItemOutcome::Panicked {
                 message,

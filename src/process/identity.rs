@@ -123,13 +123,7 @@ pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
             Err(WireError::Io(e)) => Outcome::Undecodable(format!("cannot encode the result: {e}")),
         },
         Err(payload) => {
-            let message = if let Some(s) = payload.downcast_ref::<&str>() {
-                (*s).to_owned()
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "Box<dyn Any> (a panic payload that is not a string)".to_owned()
-            };
+            let message = panic_message(&*payload);
             let (location, backtrace) = super::child::last_panic_details();
             Outcome::Panicked {
                 message,
@@ -137,5 +131,16 @@ pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
                 backtrace,
             }
         }
+    }
+}
+
+/// The message of a caught panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any> (a panic payload that is not a string)".to_owned()
     }
 }

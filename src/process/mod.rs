@@ -25,7 +25,7 @@ pub use status::ExitStatus;
 
 pub(crate) use boot::{init, ready};
 pub(crate) use child::last_panic_details;
-pub(crate) use identity::{address_at, offset_of, signature};
+pub(crate) use identity::{address_at, offset_of, panic_message, signature};
 pub(crate) use protocol::ROLE_VAR;
 
 use crate::error::Error;

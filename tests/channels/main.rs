@@ -31,15 +31,12 @@ mod lifetime;
 mod ordering;
 mod peers;
 
-use common::{JOIN, Method, Snapshot, ms, read_line_until, run_with, secs};
+use common::{JOIN, Kid, Method, Snapshot, Watchdog, ms, read_line_until, run_with, secs};
 use multiproc::{
     Connection, ExitStatus, Fd, JoinableQueue, Pipe, Process, ProcessBuilder, PutTimeoutError,
     Queue, RecvError, RecvTimeoutError, SendError, SimpleQueue, TryPutError, TryRecvError,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::io::Write;
-use std::ops::{Deref, DerefMut};
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -67,56 +64,6 @@ fn victim(m: Method) -> ProcessBuilder {
     builder(m).stderr(multiproc::Stdio::null())
 }
 
-/// A child that is killed and reaped if the scenario lets go of it before
-/// joining it (a failed assertion, an early return).
-struct Kid<R: Serialize + DeserializeOwned>(Process<R>);
-
-impl<R: Serialize + DeserializeOwned> Kid<R> {
-    fn spawn<A: Serialize + DeserializeOwned>(b: ProcessBuilder, f: fn(A) -> R, arg: A) -> Self {
-        Kid(b.spawn(f, arg).expect("spawning a child"))
-    }
-
-    /// Joins within [`JOIN`], failing the test with `what` otherwise.
-    fn finish(&mut self, what: &str) -> R {
-        match self.0.join_timeout(JOIN) {
-            Ok(r) => r,
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
-
-    /// Kills the child and checks that the kill is what ended it.
-    fn kill_and_reap(&mut self, what: &str) {
-        self.0.kill().expect("kill");
-        match self.0.join_timeout(JOIN) {
-            Err(e) if e.signal() == Some(libc::SIGKILL) => {}
-            Err(e) => panic!("{what}: expected death by SIGKILL, got: {e}"),
-            Ok(_) => panic!("{what}: expected death by SIGKILL, but it returned"),
-        }
-    }
-}
-
-impl<R: Serialize + DeserializeOwned> Deref for Kid<R> {
-    type Target = Process<R>;
-    fn deref(&self) -> &Process<R> {
-        &self.0
-    }
-}
-
-impl<R: Serialize + DeserializeOwned> DerefMut for Kid<R> {
-    fn deref_mut(&mut self) -> &mut Process<R> {
-        &mut self.0
-    }
-}
-
-impl<R: Serialize + DeserializeOwned> Drop for Kid<R> {
-    fn drop(&mut self) {
-        if self.0.exitcode().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.join_timeout(JOIN);
-        }
-    }
-}
-
 fn double(x: u32) -> u32 {
     x * 2
 }
@@ -135,7 +82,7 @@ fn warm_baseline(m: Method) -> Snapshot {
 /// which for Fork is the driver child), and prints how long it took.
 fn channel_test(name: &str, m: Method, scenario: fn(Method)) {
     let _guard = serial();
-    let _watchdog = Watchdog::start(format!("{name} {m:?}"));
+    let _watchdog = Watchdog::start(WATCHDOG, format!("{name} {m:?}"));
     let before = warm_baseline(Method::ForkServer);
     let started = Instant::now();
     run_with(m, scenario);
@@ -147,27 +94,6 @@ fn channel_test(name: &str, m: Method, scenario: fn(Method)) {
 /// than any deadline of the scenarios (and than the 120 s `run_with` gives a
 /// Fork driver), far shorter than CI's patience.
 const WATCHDOG: Duration = Duration::from_secs(150);
-
-/// Aborts the whole test binary if a scenario outlives [`WATCHDOG`]: the
-/// last resort for the calls that have no deadline of their own
-/// (`Connection::send`, `Queue::put`), so that a regression that blocks one
-/// of them fails CI instead of hanging it. Dropping it calls it off.
-struct Watchdog {
-    _cancel: std::sync::mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    fn start(what: String) -> Watchdog {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
-                eprintln!("{what}: still running after {WATCHDOG:?}: aborting the test binary");
-                std::process::abort();
-            }
-        });
-        Watchdog { _cancel: tx }
-    }
-}
 
 /// A small deterministic generator (xorshift64*) for kill delays; the seed
 /// is printed so that a failing run can be replayed.

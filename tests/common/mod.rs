@@ -5,10 +5,12 @@
 
 #![allow(dead_code)]
 
-use multiproc::{Process, StartMethod};
+use multiproc::{Process, ProcessBuilder, StartMethod};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::{self, Read};
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -342,5 +344,85 @@ impl Snapshot {
             now.fds.len(),
             now.fds
         );
+    }
+}
+
+/// A child that is killed and reaped if the scenario lets go of it before
+/// joining it (a failed assertion, an early return).
+pub(crate) struct Kid<R: Serialize + DeserializeOwned>(pub(crate) Process<R>);
+
+impl<R: Serialize + DeserializeOwned> Kid<R> {
+    pub(crate) fn spawn<A: Serialize + DeserializeOwned>(
+        b: ProcessBuilder,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Self {
+        Kid(b.spawn(f, arg).expect("spawning a child"))
+    }
+
+    /// Joins within [`JOIN`], failing the test with `what` otherwise.
+    pub(crate) fn finish(&mut self, what: &str) -> R {
+        match self.0.join_timeout(JOIN) {
+            Ok(r) => r,
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+
+    /// Joins a child that was killed, checking that the kill ended it.
+    pub(crate) fn reap_killed(&mut self, what: &str) {
+        match self.0.join_timeout(JOIN) {
+            Err(e) if e.signal() == Some(libc::SIGKILL) => {}
+            Err(e) => panic!("{what}: expected death by SIGKILL, got: {e}"),
+            Ok(_) => panic!("{what}: expected death by SIGKILL, but it returned"),
+        }
+    }
+
+    /// Kills the child and checks that the kill is what ended it.
+    pub(crate) fn kill_and_reap(&mut self, what: &str) {
+        self.0.kill().expect("kill");
+        self.reap_killed(what);
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> Deref for Kid<R> {
+    type Target = Process<R>;
+    fn deref(&self) -> &Process<R> {
+        &self.0
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> DerefMut for Kid<R> {
+    fn deref_mut(&mut self) -> &mut Process<R> {
+        &mut self.0
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> Drop for Kid<R> {
+    fn drop(&mut self) {
+        if self.0.exitcode().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.join_timeout(JOIN);
+        }
+    }
+}
+
+/// Aborts the whole test binary if a scenario outlives `limit`: the last
+/// resort for the calls that have no deadline of their own (an `acquire`
+/// that a regression leaves blocked), so that such a regression fails CI
+/// instead of hanging it. Dropping it calls it off.
+pub(crate) struct Watchdog {
+    _cancel: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub(crate) fn start(limit: Duration, what: String) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("{what}: still running after {limit:?}: aborting the test binary");
+                std::process::abort();
+            }
+        });
+        Watchdog { _cancel: tx }
     }
 }

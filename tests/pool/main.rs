@@ -55,7 +55,7 @@ mod lifecycle;
 mod tasks;
 mod wakeups;
 
-use common::{JOIN, Snapshot, ms, pid_exists};
+use common::{JOIN, Snapshot, Watchdog, ms, pid_exists};
 use multiproc::{Pool, PoolBuilder, RawValue, StartMethod};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -127,7 +127,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// check of the test process around it, and prints how long it took.
 fn pool_test(name: &str, m: StartMethod, scenario: fn(StartMethod)) {
     let _guard = serial();
-    let _watchdog = Watchdog::start(name.to_owned());
+    let _watchdog = Watchdog::start(WATCHDOG, name.to_owned());
     warm_up();
     let before = Snapshot::take();
     let started = Instant::now();
@@ -167,26 +167,6 @@ fn warm_up() {
             assert_eq!(p.apply(square, 3).expect("warm-up task"), 9);
         }
     });
-}
-
-/// Aborts the whole test binary if a scenario outlives [`WATCHDOG`]: the
-/// last resort for the calls that have no deadline of their own. Dropping
-/// it calls it off.
-struct Watchdog {
-    _cancel: std::sync::mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    fn start(what: String) -> Watchdog {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
-                eprintln!("{what}: still running after {WATCHDOG:?}: aborting the test binary");
-                std::process::abort();
-            }
-        });
-        Watchdog { _cancel: tx }
-    }
 }
 
 /// A task limit no scenario reaches, set on the pools of the scenarios

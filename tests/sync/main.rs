@@ -36,11 +36,10 @@ mod garbage;
 mod travel;
 mod wakeups;
 
-use common::{JOIN, Snapshot, ms, secs};
+use common::{JOIN, Kid, Snapshot, Watchdog, ms, secs};
 use multiproc::{Process, ProcessBuilder, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,61 +60,6 @@ fn victim(m: StartMethod) -> ProcessBuilder {
     builder(m).stderr(multiproc::Stdio::null())
 }
 
-/// A child that is killed and reaped if the scenario lets go of it before
-/// joining it (a failed assertion, an early return).
-struct Kid<R: Serialize + DeserializeOwned>(Process<R>);
-
-impl<R: Serialize + DeserializeOwned> Kid<R> {
-    fn spawn<A: Serialize + DeserializeOwned>(b: ProcessBuilder, f: fn(A) -> R, arg: A) -> Self {
-        Kid(b.spawn(f, arg).expect("spawning a child"))
-    }
-
-    /// Joins within [`JOIN`], failing the test with `what` otherwise.
-    fn finish(&mut self, what: &str) -> R {
-        match self.0.join_timeout(JOIN) {
-            Ok(r) => r,
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
-
-    /// Joins a child that was killed, checking that the kill ended it.
-    fn reap_killed(&mut self, what: &str) {
-        match self.0.join_timeout(JOIN) {
-            Err(e) if e.signal() == Some(libc::SIGKILL) => {}
-            Err(e) => panic!("{what}: expected death by SIGKILL, got: {e}"),
-            Ok(_) => panic!("{what}: expected death by SIGKILL, but it returned"),
-        }
-    }
-
-    /// Kills the child and checks that the kill is what ended it.
-    fn kill_and_reap(&mut self, what: &str) {
-        self.0.kill().expect("kill");
-        self.reap_killed(what);
-    }
-}
-
-impl<R: Serialize + DeserializeOwned> Deref for Kid<R> {
-    type Target = Process<R>;
-    fn deref(&self) -> &Process<R> {
-        &self.0
-    }
-}
-
-impl<R: Serialize + DeserializeOwned> DerefMut for Kid<R> {
-    fn deref_mut(&mut self) -> &mut Process<R> {
-        &mut self.0
-    }
-}
-
-impl<R: Serialize + DeserializeOwned> Drop for Kid<R> {
-    fn drop(&mut self) {
-        if self.0.exitcode().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.join_timeout(JOIN);
-        }
-    }
-}
-
 fn double(x: u32) -> u32 {
     x * 2
 }
@@ -134,7 +78,7 @@ fn warm_baseline() -> Snapshot {
 /// how long it took.
 fn sync_test(name: &str, scenario: impl FnOnce()) {
     let _guard = serial();
-    let _watchdog = Watchdog::start(name.to_owned());
+    let _watchdog = Watchdog::start(WATCHDOG, name.to_owned());
     let started = Instant::now();
     scenario();
     eprintln!("{name}: {:?}", started.elapsed());
@@ -153,27 +97,6 @@ fn fault_test(name: &str, scenario: impl FnOnce()) {
 /// How long a scenario may run before the watchdog gives up on it: longer
 /// than any deadline of the scenarios, far shorter than CI's patience.
 const WATCHDOG: Duration = Duration::from_secs(90);
-
-/// Aborts the whole test binary if a scenario outlives [`WATCHDOG`]: the
-/// last resort for the calls that have no deadline of their own (an
-/// `acquire` that a regression leaves blocked), so that such a regression
-/// fails CI instead of hanging it. Dropping it calls it off.
-struct Watchdog {
-    _cancel: std::sync::mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    fn start(what: String) -> Watchdog {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
-                eprintln!("{what}: still running after {WATCHDOG:?}: aborting the test binary");
-                std::process::abort();
-            }
-        });
-        Watchdog { _cancel: tx }
-    }
-}
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for the whole machine, so
 /// that instants taken in two processes can be subtracted.
