@@ -7,10 +7,15 @@
 
 mod bulk_64mib;
 mod counter_contended;
+mod idle_worker_rss;
 mod lock_uncontended;
 mod peer;
 mod pipe_roundtrip;
 mod pipe_throughput;
+mod pool_cpu;
+mod pool_tasks;
+mod pool_tiny_auto;
+mod pool_tiny_chunk1;
 mod queue_roundtrip;
 mod queue_throughput;
 mod start_join;
@@ -30,6 +35,10 @@ pub const ALL: &[Workload] = &[
     bulk_64mib::WORKLOAD,
     lock_uncontended::WORKLOAD,
     counter_contended::WORKLOAD,
+    pool_tiny_chunk1::WORKLOAD,
+    pool_tiny_auto::WORKLOAD,
+    pool_cpu::WORKLOAD,
+    idle_worker_rss::WORKLOAD,
 ];
 
 /// One benchmark: measures one or more variants and reports a [`Row`] for each.
