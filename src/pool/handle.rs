@@ -37,8 +37,8 @@ pub(crate) enum Arrival {
 }
 
 impl Arrival {
-    /// Decodes into one result per task.
-    pub(crate) fn decode<R: DeserializeOwned>(self) -> Vec<(usize, Result<R, Error>)> {
+    /// Decodes, handing each task's result to `each` with its index.
+    pub(crate) fn each<R: DeserializeOwned>(self, mut each: impl FnMut(usize, Result<R, Error>)) {
         match self {
             Arrival::Chunk {
                 first,
@@ -47,8 +47,8 @@ impl Arrival {
                 ends,
                 fds,
                 ..
-            } => decode_outcomes(first, pid, &body, &ends, fds),
-            Arrival::Failed { index, error } => vec![(index, Err(error))],
+            } => decode_outcomes(first, pid, &body, &ends, fds, each),
+            Arrival::Failed { index, error } => each(index, Err(error)),
         }
     }
 }
@@ -209,9 +209,12 @@ impl<R: DeserializeOwned> TaskHandle<R> {
     }
 
     fn settle(&mut self, a: Arrival) {
-        let r = a.decode::<R>().into_iter().next().map(|(_, r)| r);
+        let mut first = None;
+        a.each::<R>(|_, r| {
+            first.get_or_insert(r);
+        });
         self.done =
-            Some(r.unwrap_or_else(|| {
+            Some(first.unwrap_or_else(|| {
                 Err(Error::new(Kind::Decode("a result without its task".into())))
             }));
     }

@@ -347,7 +347,8 @@ impl Manager {
                         self.tracker.completed(chunk.count - chunk.skip.len());
                         continue;
                     }
-                    if let Err(e) = send_chunk(&w.tasks, &chunk) {
+                    if let Err(e) = send_chunk(&w.tasks, &chunk, self.config.task_timeout.is_some())
+                    {
                         let n = chunk
                             .fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
                         self.tracker.completed(n);
@@ -532,11 +533,12 @@ impl Manager {
     }
 }
 
-fn send_chunk(tasks: &Queue<()>, chunk: &Chunk) -> Result<(), std::io::Error> {
+fn send_chunk(tasks: &Queue<()>, chunk: &Chunk, timed: bool) -> Result<(), std::io::Error> {
     let header = ToWorker::Run(TaskHeader {
         chunk: chunk.id,
         run: chunk.run,
         skip: chunk.skip.clone(),
+        timed,
     });
     let mut msg = postcard::to_allocvec(&header).map_err(std::io::Error::other)?;
     msg.extend_from_slice(&chunk.args);

@@ -58,7 +58,11 @@ pub(crate) fn gather<R: DeserializeOwned>(
     total: usize,
     deadline: Option<Instant>,
 ) -> Result<Vec<R>, Error> {
-    let mut slots: Vec<Option<Result<R, Error>>> = (0..total).map(|_| None).collect();
+    // Values straight into their slots, failures on the side: no
+    // per-task `Result` is kept (it is ten times a small value's size).
+    let mut values: Vec<Option<R>> = (0..total).map(|_| None).collect();
+    let mut done = vec![false; total];
+    let mut failures = Vec::new();
     let mut got = 0;
     while got < total {
         let arrivals = call.take_all(deadline);
@@ -66,27 +70,22 @@ pub(crate) fn gather<R: DeserializeOwned>(
             return Err(Error::timeout());
         }
         for a in arrivals {
-            for (i, r) in a.decode::<R>() {
-                if let Some(slot @ None) = slots.get_mut(i) {
-                    *slot = Some(r);
+            a.each::<R>(|i, r| {
+                if let Some(d @ false) = done.get_mut(i) {
+                    *d = true;
                     got += 1;
+                    match r {
+                        Ok(v) => values[i] = Some(v),
+                        Err(e) => failures.push(e),
+                    }
                 }
-            }
+            });
         }
     }
-    let mut values = Vec::with_capacity(total);
-    let mut failures = Vec::new();
-    for r in slots.into_iter().flatten() {
-        match r {
-            Ok(v) => values.push(v),
-            Err(e) => failures.push(e),
-        }
+    if !failures.is_empty() {
+        return Err(Error::of_failures(failures));
     }
-    if failures.is_empty() {
-        Ok(values)
-    } else {
-        Err(Error::of_failures(failures))
-    }
+    Ok(values.into_iter().flatten().collect())
 }
 
 /// The lazy iterator of [`Pool::imap`](crate::Pool::imap) and
@@ -200,14 +199,17 @@ where
             if let Arrival::Chunk { count, busy_ns, .. } = &a {
                 self.tune(*count, *busy_ns);
             }
-            for (i, r) in a.decode::<R>() {
-                self.received += 1;
-                if self.ordered {
-                    self.ahead.insert(i, r);
+            let (ordered, ahead, ready) = (self.ordered, &mut self.ahead, &mut self.ready);
+            let mut n = 0;
+            a.each::<R>(|i, r| {
+                n += 1;
+                if ordered {
+                    ahead.insert(i, r);
                 } else {
-                    self.ready.push_back(r);
+                    ready.push_back(r);
                 }
-            }
+            });
+            self.received += n;
         }
     }
 }

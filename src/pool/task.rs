@@ -37,6 +37,9 @@ pub(crate) struct TaskHeader {
     pub(crate) run: RunSpec,
     /// Positions in the chunk not to run (they already failed).
     pub(crate) skip: Vec<u32>,
+    /// Whether the pool times tasks: then each task's start is stamped,
+    /// not only its position.
+    pub(crate) timed: bool,
 }
 
 /// A function and the runner that calls it, as offsets.
@@ -235,39 +238,37 @@ fn run_caught<R>(f: impl FnOnce() -> R) -> ItemOutcome<R> {
     }
 }
 
-/// Decodes a result body into one `Result` per task, tagged with its
-/// index (`first` + position); skipped positions are left out.
+/// Decodes a result body into one `Result` per task, handed to `each`
+/// with its index (`first` + position); skipped positions are left out.
 pub(crate) fn decode_outcomes<R: DeserializeOwned>(
     first: usize,
     pid: u32,
     body: &[u8],
     ends: &[u32],
     fds: Vec<OwnedFd>,
-) -> Vec<(usize, Result<R, Error>)> {
-    wire::decode_each::<ItemOutcome<R>>(body, ends, fds)
-        .into_iter()
-        .enumerate()
-        .filter_map(|(pos, o)| {
-            let i = first + pos;
-            let r = match o {
-                Ok(ItemOutcome::Done(v)) => Ok(v),
-                Ok(ItemOutcome::Skipped) => return None,
-                Ok(ItemOutcome::Panicked {
-                    message,
-                    location,
-                    backtrace,
-                }) => Err(Error::new(Kind::Panicked {
-                    pid,
-                    message,
-                    location,
-                    backtrace,
-                })),
-                Ok(ItemOutcome::Failed(why)) => Err(Error::new(Kind::Decode(why))),
-                Err(e) => Err(Error::new(Kind::Decode(format!(
-                    "cannot decode the result: {e}"
-                )))),
-            };
-            Some((i, r.map_err(|e| e.in_task(i))))
-        })
-        .collect()
+    mut each: impl FnMut(usize, Result<R, Error>),
+) {
+    let outcomes = wire::decode_each::<ItemOutcome<R>>(body, ends, fds);
+    for (pos, o) in outcomes.into_iter().enumerate() {
+        let i = first + pos;
+        let r = match o {
+            Ok(ItemOutcome::Done(v)) => Ok(v),
+            Ok(ItemOutcome::Skipped) => continue,
+            Ok(ItemOutcome::Panicked {
+                message,
+                location,
+                backtrace,
+            }) => Err(Error::new(Kind::Panicked {
+                pid,
+                message,
+                location,
+                backtrace,
+            })),
+            Ok(ItemOutcome::Failed(why)) => Err(Error::new(Kind::Decode(why))),
+            Err(e) => Err(Error::new(Kind::Decode(format!(
+                "cannot decode the result: {e}"
+            )))),
+        };
+        each(i, r.map_err(|e| e.in_task(i)));
+    }
 }

@@ -129,6 +129,12 @@ impl<'a> Progress<'a> {
         Some(Progress { words })
     }
 
+    /// Moves to position `pos` of the current chunk: one store, no clock
+    /// (for pools that do not time their tasks).
+    pub(crate) fn set_position(&self, pos: u64) {
+        self.words[2].store(pos, Relaxed);
+    }
+
     pub(crate) fn set(&self, chunk: u64, pos: u64) {
         let seq = self.words[0].load(Relaxed);
         self.words[0].store(seq.wrapping_add(1), Relaxed);
@@ -249,8 +255,13 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
             let ran = if progress.is_cancelled(chunk) {
                 Err("cancelled".to_owned())
             } else {
+                let timed = header.timed;
                 header.run.run(rest, fds, &header.skip, &mut |pos| {
-                    progress.set(chunk, u64::from(pos))
+                    if timed {
+                        progress.set(chunk, u64::from(pos));
+                    } else {
+                        progress.set_position(u64::from(pos));
+                    }
                 })
             };
             progress.set(IDLE, 0);
