@@ -248,12 +248,13 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
     fds: Vec<OwnedFd>,
     mut each: impl FnMut(usize, Result<R, Error>),
 ) {
-    let outcomes = wire::decode_each::<ItemOutcome<R>>(body, ends, fds);
-    for (pos, o) in outcomes.into_iter().enumerate() {
+    let mut pos = 0;
+    wire::decode_each::<ItemOutcome<R>>(body, ends, fds, |o| {
         let i = first + pos;
+        pos += 1;
         let r = match o {
             Ok(ItemOutcome::Done(v)) => Ok(v),
-            Ok(ItemOutcome::Skipped) => continue,
+            Ok(ItemOutcome::Skipped) => return,
             Ok(ItemOutcome::Panicked {
                 message,
                 location,
@@ -270,5 +271,5 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
             )))),
         };
         each(i, r.map_err(|e| e.in_task(i)));
-    }
+    });
 }

@@ -236,7 +236,7 @@ pub(crate) fn encode_each<T: Serialize>(
     fallback: impl Fn(String) -> T,
 ) -> Result<EncodedEach, WireError> {
     let mut fds = Vec::new();
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(items.len() * (size_of::<T>() + 2));
     let mut ends = Vec::with_capacity(items.len());
     let fds_ptr: *mut Vec<OwnedFd> = &mut fds;
     // SAFETY: `fds` outlives the guard and is only touched through the
@@ -271,40 +271,38 @@ pub(crate) fn encode_each<T: Serialize>(
     }
 }
 
-/// Decodes what [`encode_each`] wrote: one result per item.
+/// Decodes what [`encode_each`] wrote, handing each item's result to
+/// `each` in order.
 pub(crate) fn decode_each<T: DeserializeOwned>(
     bytes: &[u8],
     ends: &[u32],
     fds: Vec<OwnedFd>,
-) -> Vec<Result<T, WireError>> {
+    mut each: impl FnMut(Result<T, WireError>),
+) {
     let mut table: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     let mut start = 0usize;
-    let out = ends
-        .iter()
-        .map(|&end| {
-            let end = end as usize;
-            let Some(slice) = bytes.get(start..end).filter(|_| start <= end) else {
-                return Err(WireError::Malformed(format!(
-                    "item ends at {end}, outside the {} bytes received",
-                    bytes.len()
-                )));
-            };
-            start = end;
-            take_handle_error();
-            match postcard::take_from_bytes::<T>(slice) {
-                Ok((value, [])) => Ok(value),
-                Ok((_, rest)) => Err(WireError::Malformed(format!(
-                    "{} trailing bytes after the value",
-                    rest.len()
-                ))),
-                Err(e) => Err(codec_error(e)),
-            }
-        })
-        .collect();
+    for &end in ends {
+        let end = end as usize;
+        let Some(slice) = bytes.get(start..end) else {
+            each(Err(WireError::Malformed(format!(
+                "item ends at {end}, outside the {} bytes received",
+                bytes.len()
+            ))));
+            continue;
+        };
+        start = end;
+        each(match postcard::take_from_bytes::<T>(slice) {
+            Ok((value, [])) => Ok(value),
+            Ok((_, rest)) => Err(WireError::Malformed(format!(
+                "{} trailing bytes after the value",
+                rest.len()
+            ))),
+            Err(e) => Err(codec_error(e)),
+        });
+    }
     drop(guard);
-    out
 }
 
 /// Called by a resource-owning type's `Serialize`: puts a duplicate of `fd`
