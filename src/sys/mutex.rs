@@ -33,7 +33,8 @@ pub(crate) enum Acquired {
     OwnerDied,
 }
 
-/// Tries without blocking this many times before sleeping in the kernel.
+/// Looks this many times (trying when it looks free) before sleeping in
+/// the kernel: a few microseconds, longer than most critical sections.
 const SPIN_TRIES: u32 = 64;
 
 /// Initialises a process-shared robust mutex at `m`.
@@ -100,10 +101,19 @@ pub(crate) unsafe fn lock(
     m: *mut libc::pthread_mutex_t,
     deadline: Option<Instant>,
 ) -> io::Result<Acquired> {
+    // SAFETY: the lock word is the first `int` of the mutex (see
+    // `owner_died_hint`), only ever accessed atomically.
+    let word = unsafe { &*m.cast::<std::sync::atomic::AtomicU32>() };
     for _ in 0..SPIN_TRIES {
-        // SAFETY: per this fn's contract.
-        if let Some(a) = unsafe { try_lock(m)? } {
-            return Ok(a);
+        // Test before test-and-set: while someone holds it, only read the
+        // word (a shared cache line), so the holder's unlock is not slowed
+        // by our writes; try when it looks free (or its owner died).
+        let w = word.load(std::sync::atomic::Ordering::Relaxed);
+        if w == 0 || w & libc::FUTEX_OWNER_DIED != 0 {
+            // SAFETY: per this fn's contract.
+            if let Some(a) = unsafe { try_lock(m)? } {
+                return Ok(a);
+            }
         }
         std::hint::spin_loop();
     }
