@@ -1,4 +1,5 @@
 use super::*;
+use crate::StartMethod;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ fn panic_on(x: u64) -> u64 {
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
 }
 
 fn pid(_: u64) -> u32 {
@@ -164,6 +169,9 @@ fn close_join_and_misuse() {
     assert!(pool.apply(square, 1).unwrap_err().is_misuse());
     pool.join().unwrap();
     assert_eq!(h.get().unwrap(), [0, 1, 4, 9, 16]);
+    let pool = Pool::new(1).unwrap();
+    let h = pool.starmap_async(add, [(1, 2), (3, 4)]).unwrap();
+    assert_eq!(h.get().unwrap(), [3, 7]);
     assert!(Pool::new(0).unwrap_err().is_misuse());
     assert!(
         Pool::builder()
