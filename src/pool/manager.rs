@@ -323,6 +323,7 @@ impl Manager {
                     ends: head.ends,
                     fds,
                 });
+                chunk.answered();
             }
         }
     }

@@ -72,6 +72,22 @@ impl Chunk {
         self.skip = (0..self.count as u32).collect();
         failed
     }
+
+    /// Marks every task of the chunk as answered (its results were
+    /// delivered).
+    pub(crate) fn answered(&mut self) {
+        self.skip = (0..self.count as u32).collect();
+    }
+}
+
+/// A chunk dropped with tasks unanswered (the manager stopped, or died by
+/// a bug) fails them, so that no caller waits forever.
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if self.skip.len() < self.count && !self.call.is_abandoned() {
+            self.fail_rest(pool_gone);
+        }
+    }
 }
 
 /// Requests not yet taken by the manager, and whether it has stopped
