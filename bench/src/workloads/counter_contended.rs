@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use multiproc::{Barrier, Event, Process, RawValue, Value};
 
 use super::peer::{self, FIRST_MESSAGE_TIMEOUT, PeerResult};
+use super::pool_tasks::median_of;
 use super::{Better, Ctx, Row, Workload};
 use crate::raw_lock::{self, COUNTER_PROCESSES, LOCK_BOUND};
 
@@ -59,7 +60,8 @@ fn run(ctx: &mut Ctx) -> Vec<Row> {
     let rounds = ctx.pick(ROUNDS, ROUNDS_QUICK);
 
     ctx.progress(name, VARIANT, "multiproc");
-    let measured = median_of(rounds, "multiproc", || measure(n));
+    let label = format!("{name}/{VARIANT} multiproc");
+    let measured = median_of(&label, UNIT, rounds, || measure(n));
     let value = ctx.check(name, VARIANT, "multiproc", measured);
 
     ctx.progress(name, VARIANT, "python");
@@ -67,7 +69,8 @@ fn run(ctx: &mut Ctx) -> Vec<Row> {
     let python = ctx.python(name, &args, UNIT);
 
     ctx.progress(name, VARIANT, "raw");
-    let measured = median_of(rounds, "raw", || {
+    let label = format!("{name}/{VARIANT} raw");
+    let measured = median_of(&label, UNIT, rounds, || {
         raw_lock::contended_counter_rate(n_raw)
             .map(|rate| rate / 1e6)
             .map_err(|e| e.to_string())
@@ -84,32 +87,6 @@ fn run(ctx: &mut Ctx) -> Vec<Row> {
         raw,
         bound: LOCK_BOUND,
     }]
-}
-
-/// Runs `round` `rounds` times (at least once) and returns the median, saying every round's
-/// value on stderr.
-fn median_of(
-    rounds: usize,
-    side: &str,
-    mut round: impl FnMut() -> Result<f64, String>,
-) -> Result<f64, String> {
-    let mut values = Vec::new();
-    for _ in 0..rounds.max(1) {
-        values.push(round()?);
-    }
-    let shown: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
-    eprintln!(
-        "[{}/{VARIANT}] {side} rounds ({UNIT}): {}",
-        WORKLOAD.name,
-        shown.join(", ")
-    );
-    Ok(median(values))
-}
-
-/// The middle value (the upper middle of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn measure(n: u64) -> Result<f64, String> {
@@ -164,28 +141,6 @@ fn measure(n: u64) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_is_the_middle_round() {
-        assert_eq!(median(vec![5.0, 1.0, 40.0]), 5.0);
-        assert_eq!(median(vec![3.0, 1.0, 2.0, 4.0]), 3.0);
-        assert_eq!(median(vec![7.0]), 7.0);
-    }
-
-    #[test]
-    fn median_of_stops_at_the_first_failure() {
-        let mut calls = 0;
-        let r = median_of(5, "test", || {
-            calls += 1;
-            if calls == 2 {
-                Err("boom".into())
-            } else {
-                Ok(1.0)
-            }
-        });
-        assert_eq!(r, Err("boom".to_string()));
-        assert_eq!(calls, 2);
-    }
 
     #[test]
     fn two_children_count_exactly() {
