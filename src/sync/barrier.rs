@@ -8,7 +8,7 @@ use crate::shared::block::{Block, Elem, Kind, State, shared_serde};
 use crate::sys::futex;
 use crate::sys::mutex::{Acquired, Type};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 /// How often a waiting party checks that the other holders are alive.
@@ -32,6 +32,9 @@ struct BarrierState {
     /// Bumped on every change waiters must see: the futex word.
     epoch: AtomicU32,
     sleepers: AtomicU32,
+    /// When (monotonic ns) a waiter last looked for dead holders: one look
+    /// per interval for the whole barrier, however many wait.
+    last_check: AtomicU64,
 }
 
 // SAFETY: repr(C); the mutex is initialised by `new` before anyone sees it;
@@ -200,8 +203,15 @@ impl Barrier {
             }
             if now >= next_check {
                 next_check = now + CHECK_EVERY;
-                if let Some(pid) = registry::take_dead(self.entries()) {
-                    return self.break_round(generation, index, BarrierError::PartyDied(pid), pid);
+                if self.my_turn_to_check() {
+                    if let Some(pid) = registry::take_dead(self.entries()) {
+                        return self.break_round(
+                            generation,
+                            index,
+                            BarrierError::PartyDied(pid),
+                            pid,
+                        );
+                    }
                 }
             }
             let wake_at = deadline.map_or(next_check, |d| d.min(next_check));
@@ -209,6 +219,19 @@ impl Barrier {
             futex::wait(&s.epoch, epoch, Some(wake_at));
             s.sleepers.fetch_sub(1, SeqCst);
         }
+    }
+
+    /// Whether this waiter should look for dead holders now: the first
+    /// to ask in each interval (reading `/proc` for every holder is not
+    /// free, and one look serves all the waiters).
+    fn my_turn_to_check(&self) -> bool {
+        let s = self.state();
+        let now = crate::sys::monotonic_ns();
+        let last = s.last_check.load(SeqCst);
+        now.saturating_sub(last) >= CHECK_EVERY.as_nanos() as u64
+            && s.last_check
+                .compare_exchange(last, now, SeqCst, SeqCst)
+                .is_ok()
     }
 
     /// How round `generation` ended for the party with `index`, if it has.

@@ -294,3 +294,15 @@ pub(crate) fn exe_identity() -> io::Result<[u64; 4]> {
 
 #[cfg(test)]
 mod test;
+
+/// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process of the
+/// machine, so a stamp written by one process means the same in another.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
