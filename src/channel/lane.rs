@@ -505,7 +505,7 @@ pub(crate) fn sleep(
     loop {
         // The clock is read once per 32 turns: reading it is most of a
         // turn's cost.
-        if spins % 32 == 0 && start.elapsed() >= SPIN {
+        if spins.is_multiple_of(32) && start.elapsed() >= SPIN {
             break;
         }
         if ready() {
