@@ -61,6 +61,11 @@
 //! send it through a [`Pipe`] or [`Queue`], and both processes share the
 //! same object.
 //!
+//! Processes that were not started together, on one machine or across a
+//! network, meet through [`connection::Listener`] / [`connection::Client`]:
+//! message channels over TCP or Unix sockets, open only to peers that pass
+//! an authkey challenge–response (HMAC-SHA256).
+//!
 //! # Lifecycle guarantees
 //! - A child dies with its parent, even when the parent is `SIGKILL`ed (the
 //!   fork server watches its socket to the parent; children have
@@ -78,6 +83,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 
 mod channel;
+pub mod connection;
 mod error;
 mod logging;
 mod pool;
@@ -118,6 +124,8 @@ pub use wait::{Sentinel, Waitable, wait};
 pub use bytemuck;
 pub use wire::Fd;
 
+#[doc(hidden)]
+pub use connection::frame::{channel_frame_bytes, parse_channel_for_fuzz};
 #[doc(hidden)]
 pub use wire::frame::{inline_frame_bytes, parse_for_fuzz};
 

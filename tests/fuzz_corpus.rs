@@ -1,5 +1,6 @@
-//! Replays the frame decoder's fuzz corpus (`fuzz/corpus/frame/`) as a
-//! regular test: every committed input goes through the same calls as the
+//! Replays the fuzz corpora as regular tests: the frame decoder's
+//! (`fuzz/corpus/frame/`) and, at the end, the connection channel's frame
+//! reader's (`fuzz/corpus/channel_frame/`), each the same way. For `frame`: every committed input goes through the same calls as the
 //! fuzz target (`fuzz/fuzz_targets/frame.rs`), and the named seeds, built
 //! here, must be committed unchanged and decode to their known values (or be
 //! refused), so that a broken decoder fails this test without a fuzzer.
@@ -7,6 +8,8 @@
 //! After a change to the frame layout, rewrite the named seeds with
 //! `cargo test --test fuzz_corpus -- --ignored write_named_seeds`.
 
+#[path = "../fuzz/common/channel_frame.rs"]
+mod channel_frame;
 #[path = "../fuzz/common/frame.rs"]
 mod frame;
 
@@ -217,10 +220,127 @@ fn named_seeds_decode_to_known_values() {
 
 /// Writes the named seeds into the corpus (the inputs the fuzzer found stay).
 #[test]
-#[ignore = "rewrites fuzz/corpus/frame; run by hand after a frame layout change"]
+#[ignore = "rewrites fuzz/corpus/{frame,channel_frame}; run by hand after a frame layout change"]
 fn write_named_seeds() {
     fs::create_dir_all(corpus_dir()).unwrap();
     for seed in seeds() {
         fs::write(corpus_dir().join(seed.name), &seed.bytes).unwrap();
+    }
+    fs::create_dir_all(channel_corpus_dir()).unwrap();
+    for seed in channel_seeds() {
+        fs::write(channel_corpus_dir().join(seed.name), seed.bytes).unwrap();
+    }
+}
+
+// The connection channel's frame reader (`fuzz/corpus/channel_frame/`).
+
+fn channel_corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/channel_frame")
+}
+
+/// A named seed of the channel corpus: its bytes, the frames it reads as
+/// under the limit `channel_frame::MAX`, and whether the stream ends with
+/// an error.
+struct ChannelSeed {
+    name: &'static str,
+    bytes: Vec<u8>,
+    frames: Vec<Vec<u8>>,
+    fails: bool,
+}
+
+fn cseed(name: &'static str, bytes: Vec<u8>, frames: Vec<Vec<u8>>, fails: bool) -> ChannelSeed {
+    ChannelSeed {
+        name,
+        bytes,
+        frames,
+        fails,
+    }
+}
+
+fn channel_seeds() -> Vec<ChannelSeed> {
+    use multiproc::channel_frame_bytes as stream;
+    let max = channel_frame::MAX;
+    let at_limit = vec![0x5a; max];
+    let over_limit = vec![0x5a; max + 1];
+    let three: [&[u8]; 3] = [b"one", b"", b"three"];
+    let good = stream(&[b"hello"]);
+    vec![
+        cseed("empty", Vec::new(), vec![], false),
+        cseed("one-frame", good.clone(), vec![b"hello".to_vec()], false),
+        cseed("empty-frame", stream(&[b""]), vec![vec![]], false),
+        cseed(
+            "three-frames",
+            stream(&three),
+            three.iter().map(|f| f.to_vec()).collect(),
+            false,
+        ),
+        cseed(
+            "at-limit",
+            stream(&[&at_limit]),
+            vec![at_limit.clone()],
+            false,
+        ),
+        cseed("over-limit", stream(&[&over_limit]), vec![], true),
+        cseed(
+            "length-u32-max",
+            u32::MAX.to_le_bytes().to_vec(),
+            vec![],
+            true,
+        ),
+        cseed("header-short", vec![5, 0, 0], vec![], true),
+        cseed("body-short", good[..good.len() - 1].to_vec(), vec![], true),
+        cseed(
+            "good-then-huge",
+            [&good[..], &[0xff; 4]].concat(),
+            vec![b"hello".to_vec()],
+            true,
+        ),
+        cseed(
+            "good-then-header-short",
+            [&good[..], &[1]].concat(),
+            vec![b"hello".to_vec()],
+            true,
+        ),
+    ]
+}
+
+#[test]
+fn every_channel_corpus_input_reads_without_panic() {
+    let mut inputs = 0;
+    let mut failed = Vec::new();
+    for entry in fs::read_dir(channel_corpus_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        inputs += 1;
+        if panic::catch_unwind(|| channel_frame::parse_all(&bytes)).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    assert!(
+        inputs > 0,
+        "the corpus {} is empty",
+        channel_corpus_dir().display()
+    );
+    assert!(failed.is_empty(), "inputs that panicked: {failed:#?}");
+}
+
+#[test]
+fn channel_named_seeds_are_committed_and_read_as_known() {
+    for ChannelSeed {
+        name,
+        bytes,
+        frames,
+        fails,
+    } in channel_seeds()
+    {
+        let on_disk = fs::read(channel_corpus_dir().join(name)).unwrap_or_default();
+        assert!(
+            on_disk == bytes,
+            "fuzz/corpus/channel_frame/{name} is missing or stale: rewrite the named seeds with \
+             `cargo test --test fuzz_corpus -- --ignored write_named_seeds`"
+        );
+        let (got, end) = channel_frame::parse_all(&bytes);
+        assert_eq!(got, frames, "{name}");
+        assert_eq!(end.is_some(), fails, "{name}: {end:?}");
     }
 }

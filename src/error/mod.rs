@@ -73,6 +73,10 @@ pub(crate) enum Kind {
         context: &'static str,
         source: io::Error,
     },
+    /// The peer of a network connection went away (why, for the message).
+    Disconnected(String),
+    /// A connection's peer did not pass the authkey handshake.
+    AuthenticationFailed(String),
 }
 
 impl Error {
@@ -244,6 +248,22 @@ impl Error {
         matches!(self.kind, Kind::Misuse(_))
     }
 
+    /// The other end of a [`connection::Channel`](crate::connection::Channel)
+    /// closed the connection (or it is unusable after an earlier error that
+    /// put the stream out of step).
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self.kind, Kind::Disconnected(_))
+    }
+
+    /// A [`connection`](crate::connection) peer did not pass the authkey
+    /// handshake: a different authkey, or a peer that stayed silent, closed
+    /// the connection or did not speak the protocol before the handshake's
+    /// deadline. From [`Listener::accept`](crate::connection::Listener::accept)
+    /// it concerns that peer only: the listener keeps serving.
+    pub fn is_authentication_failure(&self) -> bool {
+        matches!(self.kind, Kind::AuthenticationFailed(_))
+    }
+
     /// An operating-system call failed.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.kind {
@@ -312,6 +332,8 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Kind::Io { context, source } => write!(f, "{context}: {source}"),
+            Kind::Disconnected(why) => write!(f, "disconnected: {why}"),
+            Kind::AuthenticationFailed(why) => write!(f, "authentication failed: {why}"),
         }
     }
 }
