@@ -175,6 +175,10 @@ impl Call {
 /// manager thread wakes it). [`cancel`](Self::cancel) stops the task, even
 /// while it runs (its worker is killed and replaced).
 ///
+/// Dropping the handle gives up on the result: a task not yet handed to a
+/// worker is then not run at all (one already running finishes, its result
+/// unread). Keep the handle to fire and forget a task that must run.
+///
 /// # Examples
 /// ```
 /// use multiproc::Pool;
@@ -187,6 +191,7 @@ impl Call {
 /// let mut handle = pool.submit(double, 21).unwrap();
 /// assert_eq!(handle.get().unwrap(), 42);
 /// ```
+#[must_use = "dropping the handle may drop the task before it runs"]
 pub struct TaskHandle<R> {
     call: Arc<Call>,
     pool: Arc<Shared>,

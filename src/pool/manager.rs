@@ -138,11 +138,22 @@ impl Manager {
 
     /// The manager thread's body.
     pub(crate) fn run(mut self) {
+        /// Stops the inbox however the thread ends (a bug's panic
+        /// included), so that later requests fail instead of waiting.
+        struct StopOnExit(Arc<Shared>);
+        impl Drop for StopOnExit {
+            fn drop(&mut self) {
+                self.0.stop();
+            }
+        }
+        let _stop = StopOnExit(Arc::clone(&self.shared));
         loop {
             for cmd in self.shared.take() {
                 match cmd {
                     Cmd::Submit(c) => self.submit(c),
                     Cmd::Cancel(id, reply) => {
+                        // A result already sent means the task finished.
+                        self.drain_results();
                         let _ = reply.send(self.cancel(id));
                     }
                     Cmd::Close => self.closing = true,
@@ -237,7 +248,7 @@ impl Manager {
         let mut next = (limit / 8).clamp(Duration::from_millis(1), Duration::from_millis(50));
         let now = worker::now_ns();
         for (_, _, started) in self.busy_slots() {
-            let end = started.saturating_add(limit.as_nanos() as u64);
+            let end = started.saturating_add(nanos(limit));
             next = next.min(Duration::from_nanos(end.saturating_sub(now)));
         }
         Some(next.max(Duration::from_millis(1)))
@@ -262,7 +273,7 @@ impl Manager {
         let now = worker::now_ns();
         let expired: Vec<usize> = self
             .busy_slots()
-            .filter(|(_, _, started)| now.saturating_sub(*started) >= limit.as_nanos() as u64)
+            .filter(|(_, _, started)| now.saturating_sub(*started) >= nanos(limit))
             .map(|(slot, _, _)| slot)
             .collect();
         for slot in expired {
@@ -307,13 +318,22 @@ impl Manager {
             return;
         }
         self.tracker.busy(head.slot as usize, head.busy_ns);
-        match head.failed {
+        let failed = match head.failed {
+            None if head.ends.len() != chunk.count => Some(format!(
+                "a result message with {} outcomes for {} tasks",
+                head.ends.len(),
+                chunk.count
+            )),
+            other => other,
+        };
+        match failed {
             Some(why) => {
                 let n = chunk.fail_rest(|| Error::new(Kind::Decode(why.clone())));
                 self.tracker.completed(n);
             }
             None => {
-                self.tracker.completed(chunk.count - chunk.skip.len());
+                self.tracker
+                    .completed(chunk.count.saturating_sub(chunk.skip.len()));
                 chunk.call.deliver(Arrival::Chunk {
                     first: chunk.first,
                     count: chunk.count,
@@ -345,7 +365,8 @@ impl Manager {
                 while let Some(mut chunk) = self.pending.pop_front() {
                     if chunk.call.is_abandoned() || chunk.cancelled {
                         // Nobody waits for these: count them as done.
-                        self.tracker.completed(chunk.count - chunk.skip.len());
+                        self.tracker
+                            .completed(chunk.count.saturating_sub(chunk.skip.len()));
                         continue;
                     }
                     if let Err(e) = send_chunk(&w.tasks, &chunk, self.config.task_timeout.is_some())
@@ -371,19 +392,46 @@ impl Manager {
     /// Kills (if needed) and replaces the worker in `slot`, failing the
     /// task it was running (for `cause`) and re-queueing its other chunks.
     fn replace(&mut self, slot: usize, cause: Cause) {
-        let Some(mut w) = self.workers[slot].take() else {
+        // Kill and reap it while it still owns its slot, then take every
+        // result it sent before dying: only then is the chunk it was
+        // running the first one still in flight.
+        let Some(w) = self.workers[slot].as_mut() else {
             return;
         };
         let _ = w.process.kill();
         let joined = w.process.join_timeout(Duration::from_secs(5));
+        self.drain_results();
+        let Some(mut w) = self.workers[slot].take() else {
+            return;
+        };
         let pid = w.process.pid();
         let status = w.process.exitcode();
-        let panic = joined.err().filter(Error::is_panic).map(|e| e.to_string());
+        let panic = joined.err().filter(Error::is_panic).map(|e| {
+            (
+                e.panic_message().unwrap_or_default().to_owned(),
+                e.panic_location().map(str::to_owned),
+            )
+        });
+        let (pchunk, ppos, started) = Progress::of(&self.progress, slot)
+            .map(|p| {
+                p.uncancel(0);
+                p.read()
+            })
+            .unwrap_or((IDLE, 0, 0));
+        let starting = pchunk == STARTING;
         let error = move || match cause {
             Cause::Timeout => Error::timeout(),
             Cause::Cancelled => Error::cancelled(),
             Cause::Died => match (&panic, status) {
-                (Some(p), _) => Error::start(p.clone()),
+                // The initializer panicked: the pool's start failed.
+                (Some((message, _)), _) if starting => Error::start(message.clone()),
+                // A panic outside a task's own code (a `Deserialize`).
+                (Some((message, location)), _) => Error::new(Kind::Panicked {
+                    pid,
+                    message: message.clone(),
+                    location: location.clone(),
+                    backtrace: None,
+                }),
                 (None, Some(status)) => Error::new(Kind::Died { pid, status }),
                 (None, None) => Error::new(Kind::Died {
                     pid,
@@ -391,14 +439,12 @@ impl Manager {
                 }),
             },
         };
-        let (pchunk, ppos, _) = Progress::of(&self.progress, slot)
-            .map(|p| {
-                p.uncancel(0);
-                p.read()
-            })
-            .unwrap_or((IDLE, 0, 0));
+        // A timeout blames the task that overstayed, not one that started
+        // after it between the look and the kill.
+        let limit = self.config.task_timeout.map_or(0, nanos);
+        let blame = cause != Cause::Timeout || worker::now_ns().saturating_sub(started) >= limit;
         let mut back = Vec::new();
-        if pchunk == STARTING && cause == Cause::Died {
+        if starting && cause == Cause::Died {
             self.start_failures += 1;
             back.extend(w.inflight.drain(..));
         } else {
@@ -407,15 +453,17 @@ impl Manager {
                 if chunk.cancelled {
                     continue;
                 }
-                if n == 0 && pchunk == chunk.id && (ppos as usize) < chunk.count {
+                let pos = ppos as u32;
+                let running = n == 0 && pchunk == chunk.id && (ppos as usize) < chunk.count;
+                if running && !chunk.skip.contains(&pos) && blame {
                     let index = chunk.first + ppos as usize;
                     chunk.call.deliver(Arrival::Failed {
                         index,
                         error: error().in_task(index),
                     });
-                    chunk.skip.push(ppos as u32);
+                    chunk.skip.push(pos);
                     self.tracker.completed(1);
-                } else if n == 0 {
+                } else if n == 0 && !running {
                     chunk.retries += 1;
                     if chunk.retries > MAX_RETRIES {
                         let failed = chunk.fail_rest(&error);
@@ -555,4 +603,9 @@ fn send_chunk(tasks: &Queue<()>, chunk: &Chunk, timed: bool) -> Result<(), std::
 
 fn io_copy(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
+}
+
+/// `d` in nanoseconds, saturating (a timeout of centuries stays one).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

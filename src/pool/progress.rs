@@ -78,7 +78,10 @@ impl Tracker {
         if let Some(hook) = &self.hook {
             if self.now.completed != self.reported {
                 self.reported = self.now.completed;
-                hook(&self.now);
+                // The hook is the user's code on the pool's thread: a panic
+                // in it must not take the pool down.
+                let now = &self.now;
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(now)));
             }
         }
     }

@@ -206,3 +206,24 @@ fn handles_complete_and_can_be_awaited() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[test]
+fn a_panicking_progress_hook_does_not_break_the_pool() {
+    let pool = Pool::builder()
+        .processes(1)
+        .on_progress(|_| panic!("hook bug"))
+        .build()
+        .unwrap();
+    assert_eq!(pool.map(square, 0..3).unwrap(), [0, 1, 4]);
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}
+
+#[test]
+fn an_enormous_task_timeout_does_not_wrap_around() {
+    let pool = Pool::builder()
+        .processes(1)
+        .task_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(sleep_ms, 300).unwrap(), 300);
+}

@@ -213,9 +213,14 @@ impl Block {
         self.len
     }
 
-    /// Whether two handles are the same object.
+    /// Whether two handles are the same object, even if they came to this
+    /// process separately (two mappings of one memfd).
     pub(crate) fn same(&self, other: &Block) -> bool {
-        self.region.ptr() == other.region.ptr()
+        use std::os::fd::AsRawFd;
+        self.region.ptr() == other.region.ptr() || {
+            let id = |b: &Block| crate::sys::fd_identity(b.region.fd().as_raw_fd());
+            id(self).is_some() && id(self) == id(other)
+        }
     }
 
     /// Writes the block as its descriptor (handle table) and kind tag.

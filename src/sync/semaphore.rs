@@ -198,7 +198,9 @@ impl Semaphore {
                 unsafe { slot.m.release() };
                 slot.used.store(0, SeqCst);
                 s.value.fetch_add(1, SeqCst);
-                s.held.fetch_sub(1, SeqCst);
+                let _ = s
+                    .held
+                    .fetch_update(SeqCst, SeqCst, |h| Some(h.saturating_sub(1)));
                 s.deaths.fetch_add(1, SeqCst);
             }
         }
@@ -361,7 +363,9 @@ impl Semaphore {
     /// `release` gives it back).
     fn keep(&self, slot: Option<usize>) {
         self.locked(|s| {
-            s.held.fetch_sub(1, SeqCst);
+            let _ = s
+                .held
+                .fetch_update(SeqCst, SeqCst, |h| Some(h.saturating_sub(1)));
             if let Some(x) = slot.and_then(|i| self.slots().get(i)) {
                 x.used.store(0, SeqCst);
                 // SAFETY: the guard's thread locked this slot in `take`.

@@ -213,3 +213,16 @@ fn owner_died_display() {
     let e = OwnerDied::new(());
     assert!(e.to_string().contains("died"));
 }
+
+#[test]
+fn a_condition_accepts_its_lock_received_separately() {
+    let lock = Lock::new().unwrap();
+    let cond = Condition::with_lock(lock.clone()).unwrap();
+    // Another mapping of the same lock, as a process receiving it apart
+    // from the condition would have.
+    let (bytes, fds) = crate::wire::encode(&lock).unwrap();
+    let copy: Lock = crate::wire::decode(&bytes, fds).unwrap();
+    let g = copy.acquire().unwrap();
+    let (_g, r) = cond.wait_timeout(g, ms(10)).unwrap();
+    assert!(r.timed_out());
+}
