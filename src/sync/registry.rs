@@ -25,20 +25,22 @@ pub(crate) struct Entry {
 }
 
 /// This process's pid and start time, computed once per process (a forked
-/// child recomputes: its pid differs).
-fn me() -> (u32, u64) {
+/// child recomputes: its pid differs); `None` if `/proc` cannot tell (then
+/// the process is not watched rather than always taken for dead).
+fn me() -> Option<(u32, u64)> {
     static CACHE: Mutex<(u32, u64)> = Mutex::new((0, 0));
     let pid = sys::getpid() as u32;
     let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if c.0 != pid {
-        *c = (pid, proc::live_start_time(pid as i32).unwrap_or(1));
+        *c = (pid, proc::live_start_time(pid as i32).unwrap_or(0));
     }
-    *c
+    (c.1 != 0).then_some(*c)
 }
 
-/// Claims a free entry for this process; `None` if the table is full.
+/// Claims a free entry for this process; `None` if the table is full or
+/// this process cannot be watched.
 pub(crate) fn register(entries: &[Entry]) -> Option<usize> {
-    let (pid, start) = me();
+    let (pid, start) = me()?;
     for (i, e) in entries.iter().enumerate() {
         if e.pid.compare_exchange(0, pid, SeqCst, SeqCst).is_ok() {
             e.start.store(start, SeqCst);
@@ -62,7 +64,9 @@ pub(crate) fn take_dead(entries: &[Entry]) -> Option<u32> {
     for e in entries {
         let pid = e.pid.load(SeqCst);
         let start = e.start.load(SeqCst);
-        if pid == 0 || start == 0 {
+        // Re-read the pid: the entry may have been freed and claimed again
+        // between the two loads (then this pair mixes two holders).
+        if pid == 0 || start == 0 || e.pid.load(SeqCst) != pid {
             continue;
         }
         if proc::live_start_time(pid as i32) != Some(start) {
