@@ -213,14 +213,18 @@ impl Block {
         self.len
     }
 
+    /// The object's identity (its memfd's device and inode): the same in
+    /// every process and every mapping.
+    pub(crate) fn identity(&self) -> Option<(u64, u64)> {
+        use std::os::fd::AsRawFd;
+        crate::sys::fd_identity(self.region.fd().as_raw_fd())
+    }
+
     /// Whether two handles are the same object, even if they came to this
     /// process separately (two mappings of one memfd).
     pub(crate) fn same(&self, other: &Block) -> bool {
-        use std::os::fd::AsRawFd;
-        self.region.ptr() == other.region.ptr() || {
-            let id = |b: &Block| crate::sys::fd_identity(b.region.fd().as_raw_fd());
-            id(self).is_some() && id(self) == id(other)
-        }
+        self.region.ptr() == other.region.ptr()
+            || (self.identity().is_some() && self.identity() == other.identity())
     }
 
     /// Writes the block as its descriptor (handle table) and kind tag.

@@ -51,9 +51,9 @@ unsafe impl State for BarrierState {}
 /// `BrokenBarrierError`): after [`abort`](Self::abort), after a wait's
 /// timeout, and, beyond Python, when a process holding the barrier dies
 /// without arriving ([`BarrierError::PartyDied`], noticed within about 20
-/// ms). For that, each process's handle registers it in the barrier's
-/// shared table (up to 64 processes; more are not watched) and leaves it
-/// when dropped: a process that ends normally but keeps its handle alive
+/// ms). For that, each process holding a handle is registered in the
+/// barrier's shared table (once per process, up to 64 processes; more are
+/// not watched) until its last handle is dropped: a process that ends normally but keeps its handle alive
 /// past its end (`std::process::exit`) counts as dead. A broken barrier
 /// stays broken until [`reset`](Self::reset).
 ///
@@ -80,7 +80,8 @@ unsafe impl State for BarrierState {}
 /// ```
 pub struct Barrier {
     block: Block,
-    entry: Option<usize>,
+    /// The pid this handle registered this process under, if watched.
+    held: Option<u32>,
 }
 
 impl Barrier {
@@ -106,8 +107,11 @@ impl Barrier {
     }
 
     fn from_block(block: Block) -> Barrier {
-        let mut b = Barrier { block, entry: None };
-        b.entry = registry::register(b.entries());
+        let mut b = Barrier { block, held: None };
+        b.held = b
+            .block
+            .identity()
+            .and_then(|id| registry::hold(id, b.entries()));
         b
     }
 
@@ -310,6 +314,12 @@ impl Barrier {
         })
     }
 
+    /// How many processes the barrier watches (tests).
+    #[cfg(test)]
+    pub(crate) fn watched(&self) -> usize {
+        registry::watched(self.entries())
+    }
+
     /// Whether the barrier is broken.
     pub fn is_broken(&self) -> bool {
         self.state().broken.load(SeqCst) == 1
@@ -324,8 +334,8 @@ impl Clone for Barrier {
 
 impl Drop for Barrier {
     fn drop(&mut self) {
-        if let Some(i) = self.entry {
-            registry::unregister(self.entries(), i);
+        if let (Some(pid), Some(id)) = (self.held, self.block.identity()) {
+            registry::release(id, self.entries(), pid);
         }
     }
 }

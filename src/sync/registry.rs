@@ -8,6 +8,7 @@
 //! claims one when it is created or received and frees it when dropped.
 
 use crate::sys::{self, proc};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 
@@ -39,7 +40,7 @@ fn me() -> Option<(u32, u64)> {
 
 /// Claims a free entry for this process; `None` if the table is full or
 /// this process cannot be watched.
-pub(crate) fn register(entries: &[Entry]) -> Option<usize> {
+fn register(entries: &[Entry]) -> Option<usize> {
     let (pid, start) = me()?;
     for (i, e) in entries.iter().enumerate() {
         if e.pid.compare_exchange(0, pid, SeqCst, SeqCst).is_ok() {
@@ -51,7 +52,7 @@ pub(crate) fn register(entries: &[Entry]) -> Option<usize> {
 }
 
 /// Frees entry `i` (claimed by this process).
-pub(crate) fn unregister(entries: &[Entry], i: usize) {
+fn unregister(entries: &[Entry], i: usize) {
     if let Some(e) = entries.get(i) {
         e.start.store(0, SeqCst);
         e.pid.store(0, SeqCst);
@@ -78,4 +79,58 @@ pub(crate) fn take_dead(entries: &[Entry]) -> Option<u32> {
         }
     }
     None
+}
+
+/// This process's registrations: one entry per object (keyed by the
+/// object's memfd identity) however many handles of it the process holds.
+/// The key has the pid: a child forked with a copy of this map does not
+/// share its parent's registrations.
+static HOLDS: Mutex<Option<Holds>> = Mutex::new(None);
+
+/// `(pid, device, inode)` of an object → `(entry, handles)`.
+type Holds = HashMap<(u32, u64, u64), (usize, usize)>;
+
+/// Registers this process as a holder of the object `object` (a memfd
+/// identity) whose table is `entries`, once per process; the pid it was
+/// registered under, to give back to [`release`]. `None`: not watched
+/// (the table is full, or `/proc` cannot describe this process).
+pub(crate) fn hold(object: (u64, u64), entries: &[Entry]) -> Option<u32> {
+    let pid = sys::getpid() as u32;
+    let key = (pid, object.0, object.1);
+    let mut holds = HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+    let holds = holds.get_or_insert_with(HashMap::new);
+    if let Some((_, count)) = holds.get_mut(&key) {
+        *count += 1;
+        return Some(pid);
+    }
+    let entry = register(entries)?;
+    holds.insert(key, (entry, 1));
+    Some(pid)
+}
+
+/// Gives back one [`hold`] of this process (a no-op in a forked child for
+/// a handle its parent registered).
+pub(crate) fn release(object: (u64, u64), entries: &[Entry], pid: u32) {
+    if sys::getpid() as u32 != pid {
+        return;
+    }
+    let key = (pid, object.0, object.1);
+    let mut holds = HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(holds) = holds.as_mut() else {
+        return;
+    };
+    if let Some((entry, count)) = holds.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            let entry = *entry;
+            holds.remove(&key);
+            unregister(entries, entry);
+        }
+    }
+}
+
+/// How many entries are claimed (tests).
+#[cfg(test)]
+pub(crate) fn watched(entries: &[Entry]) -> usize {
+    entries.iter().filter(|e| e.pid.load(SeqCst) != 0).count()
 }

@@ -226,3 +226,26 @@ fn a_condition_accepts_its_lock_received_separately() {
     let (_g, r) = cond.wait_timeout(g, ms(10)).unwrap();
     assert!(r.timed_out());
 }
+
+#[test]
+fn a_process_takes_one_barrier_entry_however_many_handles() {
+    let b = Barrier::new(2).unwrap();
+    let clones: Vec<Barrier> = (0..100).map(|_| b.clone()).collect();
+    assert_eq!(b.watched(), 1);
+    drop(clones);
+    assert_eq!(b.watched(), 1, "the first handle still holds it");
+    let (bytes, fds) = crate::wire::encode(&b).unwrap();
+    let copy: Barrier = crate::wire::decode(&bytes, fds).unwrap();
+    assert_eq!(copy.watched(), 1, "another mapping, the same process");
+    drop(b);
+    assert_eq!(copy.watched(), 1);
+    let probe = copy.clone();
+    drop(copy);
+    assert_eq!(probe.watched(), 1);
+    let entries_left = {
+        let p = probe.clone();
+        drop(probe);
+        p.watched()
+    };
+    assert_eq!(entries_left, 1);
+}
