@@ -503,9 +503,10 @@ pub(crate) fn sleep(
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        // The clock is read once per 32 turns: reading it is most of a
-        // turn's cost.
-        if spins.is_multiple_of(32) && start.elapsed() >= SPIN {
+        // While spinning hot the clock is read once per 32 turns (reading
+        // it is most of a turn's cost); once yielding, every turn, since a
+        // yield may last a whole time slice on a busy machine.
+        if (spins >= SPIN_HOT || spins.is_multiple_of(32)) && start.elapsed() >= SPIN {
             break;
         }
         if ready() {
@@ -523,16 +524,9 @@ pub(crate) fn sleep(
         if ready() {
             return Ok(Slept::Retry);
         }
-        let timeout = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(Slept::Timeout);
-                }
-                Some(left)
-            }
-        };
+        // A passed deadline still polls once, without waiting: a peer that
+        // hung up is reported as such, not as a timeout.
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut fds = vec![libc::pollfd {
             fd: bell.as_raw_fd(),
             events: libc::POLLIN,
