@@ -276,7 +276,20 @@ impl Manager {
             .filter(|(_, _, started)| now.saturating_sub(*started) >= nanos(limit))
             .map(|(slot, _, _)| slot)
             .collect();
-        for slot in expired {
+        // A worker whose initializer outlasts the task timeout while tasks
+        // wait for it counts as a failed start.
+        let stuck: Vec<usize> = (0..self.workers.len())
+            .filter(|&slot| {
+                self.workers[slot]
+                    .as_ref()
+                    .is_some_and(|w| !w.inflight.is_empty())
+                    && Progress::of(&self.progress, slot).is_some_and(|p| {
+                        let (chunk, _, started) = p.read();
+                        chunk == STARTING && now.saturating_sub(started) >= nanos(limit)
+                    })
+            })
+            .collect();
+        for slot in expired.into_iter().chain(stuck) {
             self.replace(slot, Cause::Timeout);
         }
     }
@@ -444,7 +457,7 @@ impl Manager {
         let limit = self.config.task_timeout.map_or(0, nanos);
         let blame = cause != Cause::Timeout || worker::now_ns().saturating_sub(started) >= limit;
         let mut back = Vec::new();
-        if starting && cause == Cause::Died {
+        if starting && cause != Cause::Cancelled {
             self.start_failures += 1;
             back.extend(w.inflight.drain(..));
         } else {

@@ -227,3 +227,23 @@ fn an_enormous_task_timeout_does_not_wrap_around() {
         .unwrap();
     assert_eq!(pool.apply(sleep_ms, 300).unwrap(), 300);
 }
+
+fn hang(_: u64) -> u64 {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn an_initializer_that_never_ends_fails_the_tasks_within_the_timeout() {
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(hang, 0)
+        .task_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = pool.apply(square, 1).unwrap_err();
+    assert!(err.to_string().contains("keep failing to start"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
