@@ -51,6 +51,14 @@ pub(crate) fn default_chunksize(n: usize, workers: usize) -> usize {
     n.div_ceil(workers.max(1) * 4).max(1)
 }
 
+/// The chunk size that makes a chunk take about [`TARGET_CHUNK`], from
+/// `count` tasks that took `busy_ns`, at most `ceiling`.
+pub(crate) fn tuned_chunksize(count: usize, busy_ns: u64, ceiling: usize) -> usize {
+    let per_task = (busy_ns / count.max(1) as u64).max(1);
+    let fits = (TARGET_CHUNK.as_nanos() as u64 / per_task) as usize;
+    fits.clamp(1, ceiling.max(1))
+}
+
 /// Waits for `total` results of `call`, in task order; the failures, if
 /// any, are returned together once every task has finished.
 pub(crate) fn gather<R: DeserializeOwned>(

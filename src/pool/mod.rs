@@ -166,16 +166,43 @@ impl Pool {
         &self,
         run: RunSpec,
         items: Vec<A>,
-        chunksize: Option<usize>,
+        chunking: Chunking,
     ) -> Result<MapHandle<R>, Error> {
         self.check_open()?;
         let total = items.len();
-        let chunk = chunksize
-            .unwrap_or_else(|| map::default_chunksize(total, self.processes()))
-            .max(1);
+        let workers = self.processes();
         let call = Arc::new(Call::default());
-        for (n, part) in items.chunks(chunk).enumerate() {
-            map::submit_chunk(&self.shared, &call, run, n * chunk, part)?;
+        let mut first = 0;
+        let chunk = match chunking {
+            Chunking::Fixed(n) => n.max(1),
+            Chunking::Formula => map::default_chunksize(total, workers),
+            Chunking::Tuned if total <= 8 * workers => map::default_chunksize(total, workers),
+            Chunking::Tuned => {
+                // Probe: one task per worker, and time the first to return;
+                // then cut the rest so that a chunk takes about 2 ms, with
+                // Python's size as the ceiling.
+                for (i, item) in items[..workers].iter().enumerate() {
+                    map::submit_chunk(&self.shared, &call, run, i, std::slice::from_ref(item))?;
+                }
+                first = workers;
+                let ceiling = map::default_chunksize(total - workers, workers);
+                match call.take(None) {
+                    Some(a) => {
+                        let chunk = match &a {
+                            handle::Arrival::Chunk { count, busy_ns, .. } => {
+                                map::tuned_chunksize(*count, *busy_ns, ceiling)
+                            }
+                            handle::Arrival::Failed { .. } => ceiling,
+                        };
+                        call.deliver(a);
+                        chunk
+                    }
+                    None => ceiling,
+                }
+            }
+        };
+        for (n, part) in items[first..].chunks(chunk).enumerate() {
+            map::submit_chunk(&self.shared, &call, run, first + n * chunk, part)?;
         }
         Ok(MapHandle {
             call,
@@ -185,8 +212,10 @@ impl Pool {
     }
 
     /// Applies `f` to every item, in parallel; the results in input order.
-    /// The input is collected first (as in Python) and cut into
-    /// `len / (4 × processes)`-task chunks.
+    /// The input is collected first (as in Python). The chunk size is tuned
+    /// from measured task time: one task per worker goes first, and the
+    /// rest is cut so that a chunk takes about 2 ms, but never into chunks
+    /// larger than Python's `len / (4 × processes)`.
     ///
     /// # Errors
     /// If any task fails, an error whose [`Error::failures`] lists every
@@ -202,8 +231,12 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.all(RunSpec::unary(f), items.into_iter().collect(), None)?
-            .get()
+        self.all(
+            RunSpec::unary(f),
+            items.into_iter().collect(),
+            Chunking::Tuned,
+        )?
+        .get()
     }
 
     /// [`map`](Self::map) with `chunksize` tasks per chunk.
@@ -223,7 +256,7 @@ impl Pool {
         self.all(
             RunSpec::unary(f),
             items.into_iter().collect(),
-            Some(chunksize),
+            Chunking::Fixed(chunksize),
         )?
         .get()
     }
@@ -243,7 +276,11 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.all(RunSpec::unary(f), items.into_iter().collect(), None)
+        self.all(
+            RunSpec::unary(f),
+            items.into_iter().collect(),
+            Chunking::Formula,
+        )
     }
 
     /// Applies a two-argument `f` to every pair (Python's `starmap`; for
@@ -270,8 +307,12 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.all(RunSpec::binary(f), items.into_iter().collect(), None)?
-            .get()
+        self.all(
+            RunSpec::binary(f),
+            items.into_iter().collect(),
+            Chunking::Tuned,
+        )?
+        .get()
     }
 
     /// [`starmap`](Self::starmap) without waiting: the results come through
@@ -289,7 +330,11 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.all(RunSpec::binary(f), items.into_iter().collect(), None)
+        self.all(
+            RunSpec::binary(f),
+            items.into_iter().collect(),
+            Chunking::Formula,
+        )
     }
 
     /// Applies `f` lazily: an iterator of results in input order, each its
@@ -400,6 +445,17 @@ impl Pool {
         self.shared.send(Cmd::Terminate);
         let _ = self.join();
     }
+}
+
+/// How a whole-input call cuts its input.
+#[derive(Debug, Clone, Copy)]
+enum Chunking {
+    /// As the caller said.
+    Fixed(usize),
+    /// Python's `len / (4 × processes)` (calls that must not wait).
+    Formula,
+    /// From a probe's measured task time, Python's size as the ceiling.
+    Tuned,
 }
 
 impl Drop for Pool {

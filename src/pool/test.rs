@@ -247,3 +247,16 @@ fn an_initializer_that_never_ends_fails_the_tasks_within_the_timeout() {
     assert!(err.to_string().contains("keep failing to start"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn tuned_chunks_aim_at_two_milliseconds_under_pythons_ceiling() {
+    use super::map::tuned_chunksize;
+    // 100 µs a task: 20 tasks make 2 ms.
+    assert_eq!(tuned_chunksize(10, 1_000_000, 1000), 20);
+    // Tiny tasks: Python's size is the ceiling.
+    assert_eq!(tuned_chunksize(1, 10, 500), 500);
+    // Slow tasks: one at a time.
+    assert_eq!(tuned_chunksize(1, 50_000_000, 500), 1);
+    // Degenerate inputs stay sane.
+    assert_eq!(tuned_chunksize(0, 0, 0), 1);
+}
