@@ -141,7 +141,7 @@ impl<'a> Progress<'a> {
         std::sync::atomic::fence(Release);
         self.words[1].store(chunk, Relaxed);
         self.words[2].store(pos, Relaxed);
-        self.words[3].store(now_ns(), Relaxed);
+        self.words[3].store(crate::sys::monotonic_ns(), Relaxed);
         self.words[0].store(seq.wrapping_add(2), Release);
     }
 
@@ -193,11 +193,6 @@ impl<'a> Progress<'a> {
         }
         (IDLE, 0, 0)
     }
-}
-
-/// Nanoseconds on `CLOCK_MONOTONIC`: the same clock in every process.
-pub(crate) fn now_ns() -> u64 {
-    crate::sys::monotonic_ns()
 }
 
 /// The worker process's function.

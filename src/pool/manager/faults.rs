@@ -5,7 +5,7 @@
 use super::{Cause, MAX_RETRIES, MAX_START_FAILURES, Manager, nanos};
 use crate::error::{Error, Kind};
 use crate::pool::handle::Arrival;
-use crate::pool::worker::{self, IDLE, Progress, STARTING};
+use crate::pool::worker::{IDLE, Progress, STARTING};
 use crate::process::ExitStatus;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ impl Manager {
         let Some(limit) = self.config.task_timeout else {
             return;
         };
-        let now = worker::now_ns();
+        let now = crate::sys::monotonic_ns();
         let expired: Vec<usize> = self
             .busy_slots()
             .filter(|(_, _, started)| now.saturating_sub(*started) >= nanos(limit))
@@ -91,7 +91,8 @@ impl Manager {
         // A timeout blames the task that overstayed, not one that started
         // after it between the look and the kill.
         let limit = self.config.task_timeout.map_or(0, nanos);
-        let blame = cause != Cause::Timeout || worker::now_ns().saturating_sub(started) >= limit;
+        let blame =
+            cause != Cause::Timeout || crate::sys::monotonic_ns().saturating_sub(started) >= limit;
         let mut back = Vec::new();
         if starting && cause != Cause::Cancelled {
             self.start_failures += 1;

@@ -248,7 +248,7 @@ impl Manager {
         // A worker that starts a task does not wake us: look again at
         // least this often while any task is out.
         let mut next = (limit / 8).clamp(Duration::from_millis(1), Duration::from_millis(50));
-        let now = worker::now_ns();
+        let now = crate::sys::monotonic_ns();
         for (_, _, started) in self.busy_slots() {
             let end = started.saturating_add(nanos(limit));
             next = next.min(Duration::from_nanos(end.saturating_sub(now)));
