@@ -86,6 +86,7 @@ mod channel;
 pub mod connection;
 mod error;
 mod logging;
+pub mod manager;
 mod pool;
 mod process;
 mod shared;
@@ -100,6 +101,7 @@ pub use error::{
     RecvTimeoutError, SendError, TryLockError, TryLockResult, TryPutError, TryRecvError,
 };
 pub use logging::log_to_stderr;
+pub use manager::Manager;
 pub use pool::{
     AsCompleted, Imap, MapHandle, Pool, PoolBuilder, PoolProgress, TaskHandle, as_completed,
     with_worker_state,

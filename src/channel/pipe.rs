@@ -284,6 +284,26 @@ impl<S, R> Connection<S, R> {
             .map_err(recv_error)
     }
 
+    /// As [`recv_bytes`](Connection::recv_bytes), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Connection::recv_timeout).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = multiproc::Pipe::new::<u8>().unwrap();
+    /// assert!(b.recv_bytes_timeout(Duration::from_millis(1)).is_err());
+    /// a.send_bytes(b"raw").unwrap();
+    /// assert_eq!(b.recv_bytes_timeout(Duration::from_secs(10)).unwrap(), b"raw");
+    /// ```
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_with(Block::Until(deadline(timeout)), |_, bytes, _| {
+            Ok(bytes.into_owned())
+        })
+        .map_err(recv_timeout_error)
+    }
+
     /// Whether a message (or the peer's end-of-file) can be received within
     /// `timeout` (`None`: wait for ever), as Python's `poll`. An OS failure
     /// counts as ready, so that the next receive reports it.
@@ -383,11 +403,15 @@ impl<S, R: DeserializeOwned> Connection<S, R> {
     /// [`recv`](Connection::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<R, RecvTimeoutError> {
         self.recv_with(Block::Until(deadline(timeout)), decode_value)
-            .map_err(|e| match e {
-                Fail::TimedOut | Fail::WouldBlock => RecvTimeoutError::Timeout,
-                Fail::Hangup => RecvTimeoutError::Disconnected,
-                Fail::Failed(f) => RecvTimeoutError::Failed(f),
-            })
+            .map_err(recv_timeout_error)
+    }
+}
+
+fn recv_timeout_error(e: Fail) -> RecvTimeoutError {
+    match e {
+        Fail::TimedOut | Fail::WouldBlock => RecvTimeoutError::Timeout,
+        Fail::Hangup => RecvTimeoutError::Disconnected,
+        Fail::Failed(f) => RecvTimeoutError::Failed(f),
     }
 }
 

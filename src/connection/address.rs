@@ -12,7 +12,8 @@ use std::str::FromStr;
 /// As text (its [`Display`](fmt::Display) and [`FromStr`]), a TCP address
 /// is `host:port` (`127.0.0.1:5000`, `[::1]:5000`) and a Unix one is
 /// `unix:` followed by the path; a bare path that contains a `/` is read
-/// as a Unix address too.
+/// as a Unix address too. An abstract Unix address (Linux) is `unix:@`
+/// followed by the name.
 ///
 /// # Examples
 /// ```
@@ -24,15 +25,23 @@ use std::str::FromStr;
 /// assert_eq!(unix, Address::Unix("/tmp/server.sock".into()));
 /// assert_eq!(unix.to_string(), "unix:/tmp/server.sock");
 /// assert_eq!(unix.to_string().parse::<Address>()?, unix);
+/// let abs: Address = "unix:@my-server".parse()?;
+/// assert_eq!(abs, Address::Abstract("my-server".into()));
+/// assert_eq!(abs.to_string(), "unix:@my-server");
 /// assert!("neither".parse::<Address>().is_err());
 /// # Ok::<(), multiproc::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Address {
     /// A TCP socket address (port 0 asks the system for a free port).
     Tcp(SocketAddr),
     /// The path of a Unix stream socket.
     Unix(PathBuf),
+    /// A name in Linux's abstract Unix socket namespace: no file is
+    /// created, and the name vanishes with the socket that listens on it
+    /// (even when its process is killed). Any local user can connect: the
+    /// authkey is what keeps strangers out.
+    Abstract(String),
 }
 
 impl fmt::Display for Address {
@@ -40,6 +49,7 @@ impl fmt::Display for Address {
         match self {
             Address::Tcp(a) => write!(f, "{a}"),
             Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::Abstract(name) => write!(f, "unix:@{name}"),
         }
     }
 }
@@ -48,6 +58,9 @@ impl FromStr for Address {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Address, crate::Error> {
+        if let Some(name) = s.strip_prefix("unix:@") {
+            return Ok(Address::Abstract(name.into()));
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(Address::Unix(path.into()));
         }

@@ -350,6 +350,16 @@ impl Channel {
         sent
     }
 
+    /// The socket's descriptor (to poll it, or pass descriptors on it).
+    pub(crate) fn stream_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Whether the socket is a Unix one (able to carry descriptors).
+    pub(crate) fn is_unix(&self) -> bool {
+        matches!(self.stream, Stream::Unix(_))
+    }
+
     #[cfg(test)]
     pub(crate) fn reader(&self) -> &FrameReader {
         &self.reader

@@ -180,7 +180,7 @@ fn mac(key: &[u8], label: &[u8], nonce: &[u8]) -> Hmac<Sha256> {
 }
 
 /// Fills `buf` from the kernel's random source.
-fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))
         .map_err(|e| Error::io("reading /dev/urandom for an authkey challenge", e))

@@ -4,6 +4,8 @@ use super::address::Address;
 use super::channel::{Channel, DEFAULT_MAX_FRAME_LEN, Stream};
 use super::handshake::{self, Side};
 use crate::error::Error;
+use crate::wire::Fd;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -89,6 +91,12 @@ impl Listener {
                     .map_err(|e| Error::io("binding a Unix socket listener", e))?;
                 let id = std::fs::metadata(&p).ok().map(|m| (m.dev(), m.ino()));
                 (Socket::Unix(l, id), Address::Unix(p))
+            }
+            Address::Abstract(name) => {
+                let l = abstract_addr(&name)
+                    .and_then(|a| UnixListener::bind_addr(&a))
+                    .map_err(|e| Error::io("binding an abstract Unix socket listener", e))?;
+                (Socket::Unix(l, None), Address::Abstract(name))
             }
         };
         let nonblocking = match &socket {
@@ -223,7 +231,15 @@ impl Listener {
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> Result<Channel, Error> {
-        let stream = loop {
+        let stream = self.accept_stream(deadline)?;
+        self.authenticate(stream)
+    }
+
+    /// Takes the next connection, not yet authenticated: a server runs
+    /// [`authenticate`](Listener::authenticate) on a thread of its own, so
+    /// that a silent peer delays nobody else.
+    pub(crate) fn accept_stream(&self, deadline: Option<Instant>) -> Result<Stream, Error> {
+        loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let fd = match &self.socket {
                 Socket::Tcp(l) => l.as_fd(),
@@ -244,16 +260,76 @@ impl Listener {
                     .map(|(s, _)| s.set_nonblocking(false).map(|()| Stream::Unix(s))),
             };
             match accepted.and_then(|s| s) {
-                Ok(s) => break s,
+                Ok(s) => return Ok(s),
                 Err(e) if retry_accept(&e) => continue,
                 Err(e) => return Err(Error::io("accepting a connection", e)),
             }
-        };
+        }
+    }
+
+    /// Runs the handshake on an accepted connection.
+    pub(crate) fn authenticate(&self, stream: Stream) -> Result<Channel, Error> {
         let mut channel = Channel::new(stream, self.max_frame_len);
         let deadline = Instant::now() + self.handshake_timeout;
         handshake::run(&mut channel, &self.authkey, Side::Listener, deadline)?;
         Ok(channel)
     }
+
+    /// The listener as values that can travel to another process (which
+    /// then owns the socket, and removes a Unix socket's file when done).
+    pub(crate) fn into_parts(mut self) -> Result<ListenerParts, Error> {
+        let fd = match &self.socket {
+            Socket::Tcp(l) => l.as_fd().try_clone_to_owned(),
+            Socket::Unix(l, _) => l.as_fd().try_clone_to_owned(),
+        }
+        .map_err(|e| Error::io("duplicating a listener's socket", e))?;
+        // The new owner removes the file; this copy must not.
+        let unix_id = match &mut self.socket {
+            Socket::Unix(_, id) => id.take(),
+            Socket::Tcp(_) => None,
+        };
+        Ok(ListenerParts {
+            fd: Fd::new(fd),
+            unix_id,
+            address: self.address.clone(),
+            authkey: std::mem::take(&mut self.authkey),
+            handshake_timeout: self.handshake_timeout,
+            max_frame_len: self.max_frame_len,
+        })
+    }
+
+    /// The listener that [`into_parts`](Listener::into_parts) took apart.
+    pub(crate) fn from_parts(parts: ListenerParts) -> Listener {
+        let fd = parts.fd.into_owned_fd();
+        let socket = match &parts.address {
+            Address::Tcp(_) => Socket::Tcp(TcpListener::from(fd)),
+            _ => Socket::Unix(UnixListener::from(fd), parts.unix_id),
+        };
+        Listener {
+            socket,
+            address: parts.address,
+            authkey: parts.authkey,
+            handshake_timeout: parts.handshake_timeout,
+            max_frame_len: parts.max_frame_len,
+        }
+    }
+}
+
+/// A [`Listener`] in transit to another process.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ListenerParts {
+    fd: Fd,
+    unix_id: Option<(u64, u64)>,
+    address: Address,
+    authkey: Vec<u8>,
+    handshake_timeout: Duration,
+    max_frame_len: usize,
+}
+
+/// The socket address of an abstract name.
+fn abstract_addr(name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
 }
 
 /// Errors of `accept` that concern a connection which vanished before it
@@ -380,6 +456,11 @@ impl Client {
             Address::Unix(p) => Stream::Unix(
                 UnixStream::connect(p)
                     .map_err(|e| Error::io("connecting to a Unix socket listener", e))?,
+            ),
+            Address::Abstract(name) => Stream::Unix(
+                abstract_addr(name)
+                    .and_then(|a| UnixStream::connect_addr(&a))
+                    .map_err(|e| Error::io("connecting to an abstract Unix socket listener", e))?,
             ),
         };
         let mut channel = Channel::new(stream, DEFAULT_MAX_FRAME_LEN);

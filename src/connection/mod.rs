@@ -55,10 +55,11 @@
 mod address;
 mod channel;
 pub(crate) mod frame;
-mod handshake;
-mod listener;
+pub(crate) mod handshake;
+pub(crate) mod listener;
 
 pub use address::Address;
+pub(crate) use channel::Stream;
 pub use channel::{Channel, DEFAULT_MAX_FRAME_LEN};
 pub use listener::{Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 
