@@ -1,6 +1,7 @@
 //! Replays the fuzz corpora as regular tests: the frame decoder's
 //! (`fuzz/corpus/frame/`) and, at the end, the connection channel's frame
-//! reader's (`fuzz/corpus/channel_frame/`), each the same way. For `frame`: every committed input goes through the same calls as the
+//! reader's (`fuzz/corpus/channel_frame/`) and a manager server's request path
+//! (`fuzz/corpus/manager_request/`), each the same way. For `frame`: every committed input goes through the same calls as the
 //! fuzz target (`fuzz/fuzz_targets/frame.rs`), and the named seeds, built
 //! here, must be committed unchanged and decode to their known values (or be
 //! refused), so that a broken decoder fails this test without a fuzzer.
@@ -12,6 +13,8 @@
 mod channel_frame;
 #[path = "../fuzz/common/frame.rs"]
 mod frame;
+#[path = "../fuzz/common/manager_request.rs"]
+mod manager_request;
 
 use frame::{Decoded, Nested, decode_all};
 use multiproc::inline_frame_bytes;
@@ -220,7 +223,7 @@ fn named_seeds_decode_to_known_values() {
 
 /// Writes the named seeds into the corpus (the inputs the fuzzer found stay).
 #[test]
-#[ignore = "rewrites fuzz/corpus/{frame,channel_frame}; run by hand after a frame layout change"]
+#[ignore = "rewrites fuzz/corpus/{frame,channel_frame,manager_request}; run by hand after a frame or request layout change"]
 fn write_named_seeds() {
     fs::create_dir_all(corpus_dir()).unwrap();
     for seed in seeds() {
@@ -229,6 +232,10 @@ fn write_named_seeds() {
     fs::create_dir_all(channel_corpus_dir()).unwrap();
     for seed in channel_seeds() {
         fs::write(channel_corpus_dir().join(seed.name), seed.bytes).unwrap();
+    }
+    fs::create_dir_all(manager_corpus_dir()).unwrap();
+    for (name, bytes) in multiproc::manager::manager_request_seeds() {
+        fs::write(manager_corpus_dir().join(name), bytes).unwrap();
     }
 }
 
@@ -342,5 +349,52 @@ fn channel_named_seeds_are_committed_and_read_as_known() {
         let (got, end) = channel_frame::parse_all(&bytes);
         assert_eq!(got, frames, "{name}");
         assert_eq!(end.is_some(), fails, "{name}: {end:?}");
+    }
+}
+
+// A manager server's request path (`fuzz/corpus/manager_request/`).
+
+fn manager_corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/manager_request")
+}
+
+#[test]
+fn every_manager_corpus_input_is_answered_without_panic() {
+    let mut inputs = 0;
+    let mut failed = Vec::new();
+    for entry in fs::read_dir(manager_corpus_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        inputs += 1;
+        if panic::catch_unwind(|| manager_request::run(&bytes)).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    assert!(
+        inputs > 0,
+        "the corpus {} is empty",
+        manager_corpus_dir().display()
+    );
+    assert!(failed.is_empty(), "inputs that panicked: {failed:#?}");
+}
+
+#[test]
+fn manager_named_seeds_are_committed_and_answer_as_known() {
+    for (name, bytes) in multiproc::manager::manager_request_seeds() {
+        let committed = fs::read(manager_corpus_dir().join(name))
+            .unwrap_or_else(|e| panic!("seed {name} is not committed: {e}"));
+        assert_eq!(
+            committed, bytes,
+            "seed {name} changed: rewrite the named seeds"
+        );
+        let replies = manager_request::run(&bytes);
+        assert!(
+            replies.iter().all(|r| !r.starts_with("undecodable")),
+            "{name}: {replies:?}"
+        );
+        let want = multiproc::manager::manager_request_seed_replies(name);
+        if !want.is_empty() {
+            assert_eq!(replies, want, "{name}");
+        }
     }
 }

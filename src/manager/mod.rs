@@ -85,3 +85,8 @@ pub use proxy::{
     QueueProxy, ValueProxy,
 };
 pub use start::{Manager, ManagerBuilder, Named};
+
+#[doc(hidden)]
+pub use server::fuzz::{
+    manager_request_seed_replies, manager_request_seeds, manager_requests_for_fuzz,
+};

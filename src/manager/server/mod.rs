@@ -6,6 +6,7 @@
 //! then costs a round trip through shared memory, not two trips through
 //! the kernel's socket layer. TCP connections stay on their socket.
 
+pub(crate) mod fuzz;
 mod ops;
 pub(crate) mod ordered;
 pub(crate) mod store;
