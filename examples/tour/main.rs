@@ -17,6 +17,7 @@ use multiproc::{ExitStatus, Fd, Process, StartMethod, Stdio};
 use serde::{Deserialize, Serialize};
 
 mod channels;
+mod manager;
 mod pool;
 mod shared;
 use std::io::Read;
@@ -465,9 +466,10 @@ fn main() {
     channels::tour();
     shared::tour();
     pool::tour();
+    manager::tour();
 
     section(
-        27,
+        30,
         "Fork refuses a multi-threaded caller",
         "Forking a process that has other threads is unsound: StartMethod::Fork checks, and says so.",
     );
@@ -482,7 +484,6 @@ fn main() {
     tx.send(()).expect("wake the thread");
     let _ = thread.join();
 
-    println!("\nNot built yet (coming in a later release): Manager.");
     assert!(multiproc::active_children().is_empty());
     println!(
         "Tour finished in {}: every step checked.",

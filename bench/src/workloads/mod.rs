@@ -9,6 +9,7 @@ mod bulk_64mib;
 mod counter_contended;
 mod idle_worker_rss;
 mod lock_uncontended;
+mod manager_dict_ops;
 mod peer;
 mod pipe_roundtrip;
 mod pipe_throughput;
@@ -39,6 +40,7 @@ pub const ALL: &[Workload] = &[
     pool_tiny_auto::WORKLOAD,
     pool_cpu::WORKLOAD,
     idle_worker_rss::WORKLOAD,
+    manager_dict_ops::WORKLOAD,
 ];
 
 /// One benchmark: measures one or more variants and reports a [`Row`] for each.
