@@ -269,10 +269,17 @@ impl Listener {
 
     /// Runs the handshake on an accepted connection.
     pub(crate) fn authenticate(&self, stream: Stream) -> Result<Channel, Error> {
-        let mut channel = Channel::new(stream, self.max_frame_len);
-        let deadline = Instant::now() + self.handshake_timeout;
-        handshake::run(&mut channel, &self.authkey, Side::Listener, deadline)?;
-        Ok(channel)
+        self.authenticator().authenticate(stream)
+    }
+
+    /// What running the handshake takes, apart from the listener (so that
+    /// the threads that run it do not keep the listening socket alive).
+    pub(crate) fn authenticator(&self) -> Authenticator {
+        Authenticator {
+            authkey: self.authkey.clone(),
+            handshake_timeout: self.handshake_timeout,
+            max_frame_len: self.max_frame_len,
+        }
     }
 
     /// The listener as values that can travel to another process (which
@@ -312,6 +319,24 @@ impl Listener {
             handshake_timeout: parts.handshake_timeout,
             max_frame_len: parts.max_frame_len,
         }
+    }
+}
+
+/// The listener's side of the handshake, for accepted connections.
+#[derive(Clone)]
+pub(crate) struct Authenticator {
+    authkey: Vec<u8>,
+    handshake_timeout: Duration,
+    max_frame_len: usize,
+}
+
+impl Authenticator {
+    /// Runs the handshake on an accepted connection.
+    pub(crate) fn authenticate(&self, stream: Stream) -> Result<Channel, Error> {
+        let mut channel = Channel::new(stream, self.max_frame_len);
+        let deadline = Instant::now() + self.handshake_timeout;
+        handshake::run(&mut channel, &self.authkey, Side::Listener, deadline)?;
+        Ok(channel)
     }
 }
 

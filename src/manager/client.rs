@@ -189,6 +189,13 @@ impl Link {
         }
     }
 
+    /// Opens a new transport (checking address and authkey) and keeps it.
+    pub(crate) fn open_fresh(&self) -> Result<(), Error> {
+        let t = Transport::open(&self.address, &self.authkey)?;
+        self.give_back(t);
+        Ok(())
+    }
+
     /// Gives back a transport whose last request completed.
     pub(crate) fn give_back(&self, t: Transport) {
         let mut idle = self.idle();

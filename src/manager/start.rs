@@ -104,9 +104,9 @@ impl Manager {
     /// ```
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Manager, Error> {
         let link = Link::get(address, authkey);
-        // Connect now, so that a wrong address or key is reported here.
-        let t = link.take()?;
-        link.give_back(t);
+        // Connect now (not with a cached connection), so that a wrong
+        // address or key, or a server that is gone, is reported here.
+        link.open_fresh()?;
         Ok(Manager { link, server: None })
     }
 
@@ -298,8 +298,11 @@ impl Manager {
             Ok(_) => server.join_timeout(SHUTDOWN_GRACE).map(drop),
             Err(e) => Err(e),
         };
-        if ended.is_err() && server.is_alive() {
-            let _ = server.kill();
+        if ended.is_err() {
+            // Unreachable, stuck, or already dead: make sure, and reap it.
+            if server.is_alive() {
+                let _ = server.kill();
+            }
             let _ = server.join_timeout(SHUTDOWN_GRACE);
         }
         ended

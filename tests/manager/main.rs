@@ -42,12 +42,6 @@
 //! tests are serialized by a mutex because those checks are process-wide.
 //!
 //! Servers print the panics of the `registered` scenarios on stderr.
-//!
-//! Three tests fail on library bugs (not `#[ignore]`d, so that they are
-//! seen; their docs say what and where):
-//! `remote::unix_path_manager_removes_its_socket_file`,
-//! `remote::connect_to_a_stopped_server_fails` and
-//! `server_death::dropping_the_manager_of_a_killed_server_leaks_nothing`.
 
 mod auth;
 mod client_death;

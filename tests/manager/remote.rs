@@ -106,15 +106,9 @@ fn tcp_manager_serves_separate_clients_by_name() {
 /// documented contract: "an I/O error when nothing listens at
 /// `address`"), whether or not this process still holds proxies on it.
 ///
-/// **Fails on a library bug** (the second case). `Manager::connect`
-/// (src/manager/start.rs:105-110) checks the server with
-/// `link.take()` / `link.give_back(t)`; `Link::get` returns the process's
-/// cached link for that address and key, and `take` (src/manager/client.rs,
-/// `Link::take`) hands back an idle transport from it without any round
-/// trip, so while a proxy on the old server keeps the link (and its idle,
-/// now dead, connections) alive, `connect` succeeds for a server that is
-/// gone. Checking with a fresh connection (or one round trip on the taken
-/// transport) would report it.
+/// The second case guards a fixed bug: `connect` once checked the server
+/// with an idle cached connection (no round trip), and so succeeded for a
+/// stopped server while a proxy kept the process's link to it alive.
 #[test]
 fn connect_to_a_stopped_server_fails() {
     fault_test("connect_to_a_stopped_server_fails", || {
@@ -169,15 +163,8 @@ fn unix_holder((address, key, ready): (Address, Vec<u8>, multiproc::Event)) {
 /// clients still have connections open at that moment (here a lock guard
 /// and a sleeping child).
 ///
-/// **Fails on a library bug.** The file is left behind whenever another
-/// connection is open at shutdown. `serve` (src/manager/server/mod.rs:55)
-/// wraps the `Listener` in an `Arc` and gives a clone to every connection
-/// thread (line 62, for `authenticate`); when the accept loop ends, the
-/// threads still serving open connections hold their clones, so the
-/// `Listener`'s `Drop` (src/connection/listener.rs:345, which removes the
-/// file) never runs before the child `_exit`s. With no other connection
-/// open (the Shutdown request's is the only one) it passes, which is why
-/// a simpler test does not see it.
+/// Guards a fixed bug: connection threads once kept the listener alive
+/// (for the handshake), so its `Drop`, which removes the file, never ran.
 #[test]
 fn unix_path_manager_removes_its_socket_file() {
     fault_test("unix_path_manager_removes_its_socket_file", || {

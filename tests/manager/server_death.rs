@@ -157,15 +157,8 @@ fn killed_server_fails_every_call_promptly() {
 /// The manager of a server that was killed is dropped: nothing of the
 /// server's is left in this process (its process handle's descriptors).
 ///
-/// **Fails on a library bug.** Two sockets and a pidfd stay open: the
-/// handle of the dead server. `Manager::stop` (src/manager/start.rs:290)
-/// asks for a shutdown, which fails (the server is gone), and then joins
-/// only `if ended.is_err() && server.is_alive()` (line 301): a server that
-/// is already dead is never joined, so its `Process` handle is dropped
-/// unjoined and parks in the process registry (src/process/registry.rs)
-/// with its descriptors until some later sweep (`active_children`, or a
-/// spawn once the list has doubled). Joining it whenever the shutdown
-/// failed (killing it first only if it is alive) releases them at once.
+/// Guards a fixed bug: the handle of a server found dead at shutdown was
+/// dropped unjoined, keeping two sockets and a pidfd until a later sweep.
 #[test]
 fn dropping_the_manager_of_a_killed_server_leaks_nothing() {
     fault_test(

@@ -14,7 +14,7 @@ pub(crate) mod store;
 use super::custom::{Registration, Registry};
 use super::protocol::{Failure, Op, Reply, Request};
 use crate::connection::Listener;
-use crate::connection::listener::ListenerParts;
+use crate::connection::listener::{Authenticator, ListenerParts};
 use crate::connection::{Channel, Stream};
 use crate::error::Error;
 use crate::wait::Waitable;
@@ -45,24 +45,26 @@ pub(crate) fn server_main(config: ServerConfig) {
     }
 }
 
-/// Serves `listener` until a client asks for a shutdown.
+/// Serves `listener` until a client asks for a shutdown; the listener
+/// (and a Unix socket's file) is gone when this returns, even with
+/// connections still open.
 pub(crate) fn serve(listener: Listener, registry: Registry) -> Result<(), Error> {
     let shared = Arc::new(Shared {
         store: Store::new(registry),
         stop: AtomicBool::new(false),
         sessions: AtomicU64::new(1),
     });
-    let listener = Arc::new(listener);
+    let auth = Arc::new(listener.authenticator());
     while !shared.stop.load(Ordering::Acquire) {
         let stream = match listener.accept_stream(Some(Instant::now() + STOP_CHECK)) {
             Ok(s) => s,
             Err(e) if e.is_timeout() => continue,
             Err(e) => return Err(e),
         };
-        let (shared, listener) = (shared.clone(), listener.clone());
+        let (shared, auth) = (shared.clone(), auth.clone());
         let started = std::thread::Builder::new()
             .name("mp-manager-conn".into())
-            .spawn(move || serve_connection(&shared, &listener, stream));
+            .spawn(move || serve_connection(&shared, &auth, stream));
         if let Err(e) = started {
             log::warn!("manager server: no thread for a new connection: {e}");
         }
@@ -117,8 +119,8 @@ fn gone(probe: &Option<OwnedFd>) -> bool {
     }
 }
 
-fn serve_connection(shared: &Shared, listener: &Listener, stream: Stream) {
-    let channel = match listener.authenticate(stream) {
+fn serve_connection(shared: &Shared, auth: &Authenticator, stream: Stream) {
+    let channel = match auth.authenticate(stream) {
         Ok(c) => c,
         Err(e) => {
             log::info!("manager server: refused a connection: {e}");
