@@ -27,6 +27,13 @@ pub(crate) const BYTES: u32 = 2;
 const SPIN: Duration = Duration::from_micros(50);
 /// Spins this many times with a pause hint before yielding the CPU.
 const SPIN_HOT: u32 = 2_000;
+/// While spinning hot, yields the CPU once every this many turns (about a
+/// microsecond or two). The peer that must answer may be waiting for this
+/// very CPU (both pinned to one, or put together by the scheduler after an
+/// idle spell); without a yield it would get the CPU only when the whole
+/// spin is over, which makes every hop cost a full spin. With no one else
+/// to run, a yield returns at once.
+const YIELD_EVERY: u32 = 32;
 /// Longest single sleep before looking at the ring again.
 const SLICE: Duration = Duration::from_millis(100);
 /// As `SLICE`, for `JoinableQueue::join`, whose bell every joiner drains.
@@ -506,14 +513,14 @@ pub(crate) fn sleep(
         // While spinning hot the clock is read once per 32 turns (reading
         // it is most of a turn's cost); once yielding, every turn, since a
         // yield may last a whole time slice on a busy machine.
-        if (spins >= SPIN_HOT || spins.is_multiple_of(32)) && start.elapsed() >= SPIN {
+        if (spins >= SPIN_HOT || spins.is_multiple_of(YIELD_EVERY)) && start.elapsed() >= SPIN {
             break;
         }
         if ready() {
             return Ok(Slept::Retry);
         }
         spins = spins.wrapping_add(1);
-        if spins < SPIN_HOT {
+        if spins < SPIN_HOT && !spins.is_multiple_of(YIELD_EVERY) {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();

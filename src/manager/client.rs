@@ -19,6 +19,9 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+/// How long a request on a socket polls for its reply before sleeping.
+pub(crate) const SOCKET_SPIN: Duration = Duration::from_micros(50);
+
 /// One way to the server.
 pub(crate) enum Transport {
     /// A TCP connection (a Unix one only until it moves to shared memory).
@@ -64,6 +67,10 @@ impl Transport {
         let reply = match self {
             Transport::Socket(c) => {
                 c.send_bytes(request)?;
+                // A reply within tens of microseconds (a server on this
+                // machine) is cheaper to catch awake than after a sleep.
+                let spin = timeout.map_or(SOCKET_SPIN, |t| t.min(SOCKET_SPIN));
+                let _ = sys::poll_spin(&[c.stream_fd()], Some(spin), spin);
                 match timeout {
                     None => c.recv_bytes()?,
                     Some(t) => c.recv_bytes_timeout(t)?,
