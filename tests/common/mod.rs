@@ -426,3 +426,81 @@ impl Watchdog {
         Watchdog { _cancel: tx }
     }
 }
+
+/// Serialized as the `S` inside `Sent`, deserialized as an `R` (`Got`): a
+/// value sent as one type and received as another.
+#[derive(Debug)]
+pub(crate) enum Swap<S, R> {
+    Sent(S),
+    Got(R),
+}
+
+impl<S: Serialize, R: Serialize> Serialize for Swap<S, R> {
+    fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        match self {
+            Swap::Sent(x) => x.serialize(s),
+            Swap::Got(x) => x.serialize(s),
+        }
+    }
+}
+
+impl<'de, S, R: Deserialize<'de>> Deserialize<'de> for Swap<S, R> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        R::deserialize(d).map(Swap::Got)
+    }
+}
+
+/// The scheduler state of every thread of process `pid` (`R`, `S`...).
+pub(crate) fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| state_of(&stat))
+        .collect()
+}
+
+/// The state field of a `/proc/.../stat` line.
+fn state_of(stat: &str) -> Option<char> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// The scheduler state of thread `tid` of this process.
+pub(crate) fn my_thread_state(tid: i32) -> Option<char> {
+    state_of(&std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?)
+}
+
+/// Waits until `asleep()` has held for `polls` polls in a row, 2 ms apart:
+/// the waiter it watches has gone to sleep in the call it was about to
+/// make (past any spin before the sleep).
+pub(crate) fn settle_asleep(what: &str, polls: u32, mut asleep: impl FnMut() -> bool) {
+    let deadline = Instant::now() + JOIN;
+    let mut in_a_row = 0;
+    while in_a_row < polls {
+        assert!(Instant::now() < deadline, "{what}: never went to sleep");
+        in_a_row = if asleep() { in_a_row + 1 } else { 0 };
+        std::thread::sleep(ms(2));
+    }
+}
+
+/// Waits until every thread of child `pid` sleeps (`polls` as in
+/// [`settle_asleep`]).
+pub(crate) fn child_asleep(what: &str, polls: u32, pid: u32) {
+    settle_asleep(what, polls, || {
+        let states = thread_states(pid);
+        !states.is_empty() && states.iter().all(|s| *s == 'S')
+    });
+}
+
+/// Waits until thread `tid` of this process sleeps.
+pub(crate) fn thread_asleep(what: &str, polls: u32, tid: i32) {
+    settle_asleep(what, polls, || my_thread_state(tid) == Some('S'));
+}
+
+/// This thread's kernel id.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}

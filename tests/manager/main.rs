@@ -57,7 +57,7 @@ mod server_death;
 mod travel;
 mod wire;
 
-use common::{JOIN, Kid, Snapshot, Watchdog, ms, pid_exists, secs};
+use common::{JOIN, Kid, Snapshot, Watchdog, gettid, ms, pid_exists, secs};
 use multiproc::manager::Managed;
 use multiproc::{Error, Manager, Process, ProcessBuilder, StartMethod};
 use serde::{Deserialize, Serialize};
@@ -236,57 +236,15 @@ fn sleep_forever() -> ! {
     }
 }
 
-/// The scheduler state of every thread of process `pid` (`R`, `S`...).
-fn thread_states(pid: u32) -> Vec<char> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let rest = &stat[stat.rfind(')')? + 1..];
-            rest.split_whitespace().next()?.chars().next()
-        })
-        .collect()
-}
-
-/// Waits until `asleep()` has held for ten polls in a row (20 ms): the
-/// waiter it watches has gone to sleep in the call it was about to make
-/// (a proxy call spins for 50 µs, then sleeps until its answer).
-fn settle_asleep(what: &str, mut asleep: impl FnMut() -> bool) {
-    let deadline = Instant::now() + JOIN;
-    let mut in_a_row = 0;
-    while in_a_row < 10 {
-        assert!(Instant::now() < deadline, "{what}: never went to sleep");
-        in_a_row = if asleep() { in_a_row + 1 } else { 0 };
-        std::thread::sleep(ms(2));
-    }
-}
-
-/// Waits until every thread of child `pid` sleeps.
+/// Waits until every thread of child `pid` sleeps (ten polls: a proxy
+/// call spins briefly, then sleeps until its answer).
 fn child_asleep(what: &str, pid: u32) {
-    settle_asleep(what, || {
-        let states = thread_states(pid);
-        !states.is_empty() && states.iter().all(|s| *s == 'S')
-    });
+    common::child_asleep(what, 10, pid);
 }
 
 /// Waits until thread `tid` of this process sleeps.
 fn thread_asleep(what: &str, tid: i32) {
-    settle_asleep(what, || {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"));
-        let state = stat.ok().and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace().next()?.chars().next()
-        });
-        state == Some('S')
-    });
-}
-
-/// This thread's kernel id.
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+    common::thread_asleep(what, 10, tid);
 }
 
 /// A blocking call started on a thread of this process, known to be asleep

@@ -18,7 +18,6 @@ use multiproc::manager::{
 };
 use multiproc::{Connection, Pipe, Queue, RecvTimeoutError};
 use serde::de::DeserializeOwned;
-use serde::{Deserializer, Serializer};
 
 /// One proxy of each kind.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -143,27 +142,7 @@ fn proxies_travel_as_arguments_pipes_and_queues() {
     });
 }
 
-/// Serialized as the `S` inside `Sent`, deserialized as an `R` (`Got`).
-#[derive(Debug)]
-enum Swap<S, R> {
-    Sent(S),
-    Got(R),
-}
-
-impl<S: Serialize, R: Serialize> Serialize for Swap<S, R> {
-    fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
-        match self {
-            Swap::Sent(x) => x.serialize(s),
-            Swap::Got(x) => x.serialize(s),
-        }
-    }
-}
-
-impl<'de, S, R: Deserialize<'de>> Deserialize<'de> for Swap<S, R> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        R::deserialize(d).map(Swap::Got)
-    }
-}
+use crate::common::Swap;
 
 /// Another registered type, for a proxy of the wrong registered type.
 struct Other;

@@ -13,29 +13,8 @@ use multiproc::{
     Array, Connection, Event, Fd, Lock, Pipe, Queue, RLock, RawValue, RecvTimeoutError, Semaphore,
     Value,
 };
-use serde::{Deserialize, Deserializer, Serializer};
 
-/// Serialized as the `S` inside `Sent`, deserialized as an `R` (`Got`).
-#[derive(Debug)]
-enum Swap<S, R> {
-    Sent(S),
-    Got(R),
-}
-
-impl<S: Serialize, R: Serialize> Serialize for Swap<S, R> {
-    fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
-        match self {
-            Swap::Sent(x) => x.serialize(s),
-            Swap::Got(x) => x.serialize(s),
-        }
-    }
-}
-
-impl<'de, S, R: Deserialize<'de>> Deserialize<'de> for Swap<S, R> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        R::deserialize(d).map(Swap::Got)
-    }
-}
+use crate::common::Swap;
 
 /// What a receive gave: "ok", or "codec: <message>", or anything else.
 fn outcome<T>(r: Result<T, RecvTimeoutError>) -> String {

@@ -36,7 +36,7 @@ mod garbage;
 mod travel;
 mod wakeups;
 
-use common::{JOIN, Kid, Snapshot, Watchdog, ms, secs};
+use common::{JOIN, Kid, Snapshot, Watchdog, gettid, ms, secs};
 use multiproc::{Process, ProcessBuilder, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -115,56 +115,14 @@ fn between(earlier: u64, later: u64) -> Duration {
     Duration::from_nanos(later.saturating_sub(earlier))
 }
 
-/// The scheduler state of every thread of process `pid` (`R`, `S`...).
-fn thread_states(pid: u32) -> Vec<char> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let rest = &stat[stat.rfind(')')? + 1..];
-            rest.split_whitespace().next()?.chars().next()
-        })
-        .collect()
-}
-
-/// The scheduler state of thread `tid` of this process.
-fn my_thread_state(tid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().next()?.chars().next()
-}
-
-/// Waits until `asleep()` has held for five polls in a row (10 ms): the
-/// waiter it watches has gone to sleep in the call it was about to make.
-fn settle_asleep(what: &str, mut asleep: impl FnMut() -> bool) {
-    let deadline = Instant::now() + JOIN;
-    let mut in_a_row = 0;
-    while in_a_row < 5 {
-        assert!(Instant::now() < deadline, "{what}: never went to sleep");
-        in_a_row = if asleep() { in_a_row + 1 } else { 0 };
-        std::thread::sleep(ms(2));
-    }
-}
-
 /// Waits until every thread of child `pid` sleeps.
 fn child_asleep(what: &str, pid: u32) {
-    settle_asleep(what, || {
-        let states = thread_states(pid);
-        !states.is_empty() && states.iter().all(|s| *s == 'S')
-    });
+    common::child_asleep(what, 5, pid);
 }
 
 /// Waits until thread `tid` of this process sleeps.
 fn thread_asleep(what: &str, tid: i32) {
-    settle_asleep(what, || my_thread_state(tid) == Some('S'));
-}
-
-/// This thread's kernel id.
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+    common::thread_asleep(what, 5, tid);
 }
 
 /// Sleeps until killed.
