@@ -12,7 +12,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -73,9 +73,14 @@ struct Mailbox {
 #[derive(Default)]
 pub(crate) struct Call {
     mailbox: Mutex<Mailbox>,
+    /// The mailbox's length, readable without its lock.
+    count: AtomicUsize,
     cv: Condvar,
     abandoned: AtomicBool,
 }
+
+/// How long [`Call::take`] watches for an arrival before it sleeps.
+const TAKE_SPIN: Duration = Duration::from_micros(50);
 
 impl Call {
     fn lock(&self) -> MutexGuard<'_, Mailbox> {
@@ -86,6 +91,7 @@ impl Call {
     pub(crate) fn deliver(&self, a: Arrival) {
         let mut m = self.lock();
         m.arrivals.push_back(a);
+        self.count.store(m.arrivals.len(), Ordering::Release);
         if let Some(w) = m.waker.take() {
             w.wake();
         }
@@ -104,10 +110,30 @@ impl Call {
     }
 
     /// The next arrival, waiting until `deadline` (`None`: no limit).
+    ///
+    /// Watches the mailbox for a little while before it sleeps: results
+    /// of tiny tasks come every few microseconds, and a sleeper costs the
+    /// manager a wake-up call (a system call, and on a virtual machine an
+    /// interrupt to another CPU) for each one.
     pub(crate) fn take(&self, deadline: Option<Instant>) -> Option<Arrival> {
+        let spin_until = Instant::now() + TAKE_SPIN;
+        let mut turns = 0u32;
+        while self.count.load(Ordering::Acquire) == 0 {
+            let now = Instant::now();
+            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            turns = turns.wrapping_add(1);
+            if turns.is_multiple_of(8) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
         let mut m = self.lock();
         loop {
             if let Some(a) = m.arrivals.pop_front() {
+                self.count.store(m.arrivals.len(), Ordering::Release);
                 return Some(a);
             }
             m.sleepers += 1;
@@ -137,14 +163,19 @@ impl Call {
             return Vec::new();
         };
         let mut all = vec![first];
-        all.extend(self.lock().arrivals.drain(..));
+        let mut m = self.lock();
+        all.extend(m.arrivals.drain(..));
+        self.count.store(0, Ordering::Release);
         all
     }
 
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Arrival> {
         let mut m = self.lock();
         match m.arrivals.pop_front() {
-            Some(a) => Poll::Ready(a),
+            Some(a) => {
+                self.count.store(m.arrivals.len(), Ordering::Release);
+                Poll::Ready(a)
+            }
             None => {
                 m.waker = Some(cx.waker().clone());
                 Poll::Pending
