@@ -67,6 +67,8 @@ pub(crate) enum Kind {
     NotSingleThreaded(usize),
     Misuse(String),
     Cancelled,
+    /// A pool was terminated (or dropped) before the task finished.
+    Terminated,
     /// Several pool tasks failed (each error carries its task index).
     Failures(Vec<Error>),
     Io {
@@ -108,6 +110,25 @@ impl Error {
     /// The task was cancelled before it produced a result.
     pub fn is_cancelled(&self) -> bool {
         matches!(self.kind, Kind::Cancelled)
+    }
+
+    /// The pool was terminated ([`Pool::terminate`](crate::Pool::terminate),
+    /// or dropped) before the task finished: it may have run in part, or
+    /// not at all.
+    ///
+    /// # Examples
+    /// ```
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let pool = multiproc::Pool::new(1).unwrap();
+    /// let mut slow = pool.submit(nap, 10_000).unwrap();
+    /// pool.terminate();
+    /// assert!(slow.get().unwrap_err().is_terminated());
+    /// ```
+    pub fn is_terminated(&self) -> bool {
+        matches!(self.kind, Kind::Terminated)
     }
 
     /// The failed tasks of a [`Pool::map`](crate::Pool::map) (or
@@ -323,6 +344,7 @@ impl fmt::Display for Error {
             ),
             Kind::Misuse(why) => f.write_str(why),
             Kind::Cancelled => f.write_str("cancelled"),
+            Kind::Terminated => f.write_str("the pool was terminated before the task finished"),
             Kind::Failures(v) => {
                 write!(f, "{} task(s) failed", v.len())?;
                 for (n, e) in v.iter().enumerate() {

@@ -437,7 +437,8 @@ impl Pool {
         }
     }
 
-    /// Kills the workers now; unfinished tasks fail.
+    /// Kills the workers now; unfinished tasks fail with
+    /// [`Error::is_terminated`].
     pub fn terminate(&self) {
         self.shared
             .closed

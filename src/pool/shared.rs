@@ -178,5 +178,5 @@ fn refuse(cmd: Cmd) {
 }
 
 pub(crate) fn pool_gone() -> Error {
-    Error::misuse("the pool was terminated before the task finished")
+    Error::new(crate::error::Kind::Terminated)
 }

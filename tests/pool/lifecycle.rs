@@ -7,7 +7,7 @@ use crate::common::{
     self, JOIN, Method, ms, pid_exists, pidfd_open, proc_state, wait_all_readable,
 };
 use crate::{DROP_WITHIN, GONE_WITHIN, assert_gone, builder, end, per_method, pool, worker_pids};
-use multiproc::{Process, Queue, RawValue, StartMethod};
+use multiproc::{Error, Process, Queue, RawValue, StartMethod};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering::SeqCst;
@@ -261,6 +261,10 @@ fn terminate_during_map(m: StartMethod) {
         let result = mapper.join().expect("the mapping thread panicked");
         let err = result.expect_err("map over a terminated pool succeeded");
         assert_eq!(err.failures().len(), 6, "{err}");
+        assert!(
+            err.failures().iter().all(Error::is_terminated),
+            "every task fails as terminated: {err}"
+        );
         took
     });
     eprintln!("terminate {m:?}: {took:?}");
