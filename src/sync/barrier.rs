@@ -53,9 +53,13 @@ unsafe impl State for BarrierState {}
 /// without arriving ([`BarrierError::PartyDied`], noticed within about 20
 /// ms). For that, each process holding a handle is registered in the
 /// barrier's shared table (once per process, up to 64 processes; more are
-/// not watched) until its last handle is dropped: a process that ends normally but keeps its handle alive
-/// past its end (`std::process::exit`) counts as dead. A broken barrier
-/// stays broken until [`reset`](Self::reset).
+/// not watched) until its last handle is dropped: a process that ends
+/// normally but keeps its handle alive
+/// past its end (`std::process::exit`) counts as dead. The barrier cannot
+/// tell a party from a bystander: any holder that dies while others wait
+/// breaks it, even one that had finished its rounds, so a process that
+/// will not wait again should drop its handle. A broken barrier stays
+/// broken until [`reset`](Self::reset).
 ///
 /// Python's `action` argument has no equivalent: run it in the party whose
 /// `wait` returns 0.
