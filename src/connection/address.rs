@@ -13,7 +13,8 @@ use std::str::FromStr;
 /// is `host:port` (`127.0.0.1:5000`, `[::1]:5000`) and a Unix one is
 /// `unix:` followed by the path; a bare path that contains a `/` is read
 /// as a Unix address too. An abstract Unix address (Linux) is `unix:@`
-/// followed by the name.
+/// followed by the name (so a Unix path that begins with `@` has no text
+/// form: build it as `Address::Unix`, or write it as `./@name`).
 ///
 /// # Examples
 /// ```

@@ -41,6 +41,10 @@
 //!   arrive. [`Channel::send`] / [`Channel::recv`] put one postcard-encoded
 //!   value in a frame.
 //!
+//! - **Dead peers.** TCP connections send keepalive probes, so a peer
+//!   whose host vanished without closing (power loss, a partition) fails
+//!   a waiting `recv` within about 25 s instead of never.
+//!
 //! # What it does not do
 //! The authkey authenticates; it does not encrypt. Over an untrusted
 //! network, run the TCP connection inside TLS or a VPN, as with Python.

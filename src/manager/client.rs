@@ -13,11 +13,12 @@
 use super::protocol::{Blob, Failure, Reply, Request};
 use crate::connection::{Address, Channel, Client};
 use crate::error::{Error, Kind};
+use crate::wait::Waitable;
 use crate::{Connection, Pipe, RecvError, RecvTimeoutError, sys, wire};
 use std::fmt;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a request on a socket polls for its reply before sleeping.
 pub(crate) const SOCKET_SPIN: Duration = Duration::from_micros(50);
@@ -60,6 +61,20 @@ impl Transport {
         let reply = channel.recv_bytes_timeout(Duration::from_secs(10))?;
         check(decode_reply(&reply)?)?;
         Ok(Transport::Shm(mine))
+    }
+
+    /// Whether the server end is still there, as far as can be told
+    /// without a round trip: an idle socket that polls readable has
+    /// reached its end; a pipe whose peer hung up is dead.
+    fn is_alive(&self) -> bool {
+        let fd = match self {
+            Transport::Socket(c) => c.stream_fd(),
+            Transport::Shm(c) => match c.hangup_fd() {
+                Some(fd) => fd,
+                None => return true,
+            },
+        };
+        matches!(sys::poll(&[fd], Some(Duration::ZERO)), Ok(r) if !r[0])
     }
 
     /// Sends one request and waits for its reply.
@@ -128,7 +143,8 @@ pub(crate) fn check(reply: Reply) -> Result<Reply, Error> {
 struct Idle {
     /// The process the transports belong to.
     pid: i32,
-    ends: Vec<Transport>,
+    /// Each with when it was last given back.
+    ends: Vec<(Transport, Instant)>,
 }
 
 /// A client's way to one server.
@@ -151,6 +167,8 @@ static LINKS: Mutex<Vec<Weak<Link>>> = Mutex::new(Vec::new());
 
 /// Idle transports kept per link; more are closed when given back.
 const KEEP_IDLE: usize = 16;
+/// A transport idle for longer is checked before it is used again.
+const RECHECK_IDLE: Duration = Duration::from_millis(50);
 
 impl Link {
     /// This process's link to the server at `address` with `authkey`.
@@ -187,12 +205,18 @@ impl Link {
         idle
     }
 
-    /// An idle transport, or a new one.
+    /// An idle transport, or a new one. One that sat idle for a while is
+    /// first checked (without a round trip): a server that went away, and
+    /// perhaps was replaced at the same address since, is not blamed on
+    /// the next request.
     pub(crate) fn take(&self) -> Result<Transport, Error> {
-        let spare = self.idle().ends.pop();
-        match spare {
-            Some(t) => Ok(t),
-            None => Transport::open(&self.address, &self.authkey),
+        loop {
+            let spare = self.idle().ends.pop();
+            match spare {
+                Some((t, since)) if since.elapsed() < RECHECK_IDLE || t.is_alive() => return Ok(t),
+                Some(_) => continue,
+                None => return Transport::open(&self.address, &self.authkey),
+            }
         }
     }
 
@@ -207,7 +231,7 @@ impl Link {
     pub(crate) fn give_back(&self, t: Transport) {
         let mut idle = self.idle();
         if idle.ends.len() < KEEP_IDLE {
-            idle.ends.push(t);
+            idle.ends.push((t, Instant::now()));
         }
     }
 

@@ -40,8 +40,9 @@
 //!
 //! Every proxy method is one request answered by the server, done whole
 //! (other clients see it before or after, never half-way), and returns a
-//! `Result`: a server that is gone is [`Error::is_disconnected`], never a
-//! hang. The blocking ones ([`QueueProxy::get`], [`LockProxy::acquire`],
+//! `Result`: a server that is gone (or, over TCP, whose host vanished: see
+//! the keepalive of [`connection`](crate::connection)) is
+//! [`Error::is_disconnected`], never a hang. The blocking ones ([`QueueProxy::get`], [`LockProxy::acquire`],
 //! [`EventProxy::wait`]) have timeout forms.
 //!
 //! # How it works
@@ -67,8 +68,15 @@
 //!   few, or reuse them by [name](Manager::named).
 //! - **Faults.** A client that dies mid-request does not disturb the
 //!   server; a lock it held is released (the next holder is told, see
-//!   [`ManagedLockGuard::previous_owner_died`]), and a queue item its
-//!   `get` was waiting for stays in the queue.
+//!   [`ManagedLockGuard::previous_owner_died`]). Before a `get` takes an
+//!   item (and after each wait) the server checks that the client is still
+//!   connected, so the item of a client that died waiting stays in the
+//!   queue; only a death in the instant between that check and the reply
+//!   loses it (there is no acknowledgement).
+//! - **Proxies carry the key.** A proxy's serialized form holds the
+//!   server's address and authkey (that is what lets it work in another
+//!   process): whoever receives one can use the server. Send proxies only
+//!   where you would send the authkey.
 //!
 //! [`Error::is_disconnected`]: crate::Error::is_disconnected
 

@@ -513,7 +513,12 @@ impl ManagerBuilder {
         if let Some(m) = self.start_method {
             builder = builder.start_method(m);
         }
-        let server = builder.spawn(server_main, config)?;
+        let server = builder.spawn(server_main, config).inspect_err(|_| {
+            // Nobody serves the socket: remove its file, if it has one.
+            if let Address::Unix(path) = &address {
+                let _ = std::fs::remove_file(path);
+            }
+        })?;
         Ok(Manager {
             link: Link::get(&address, &authkey),
             server: Some(server),

@@ -312,3 +312,34 @@ pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
     })?;
     Ok((cred.pid, cred.uid))
 }
+
+/// Turns on TCP keepalive probes on `sock`: after `idle` seconds of
+/// silence, a probe every `interval` seconds, and the connection fails
+/// (`ETIMEDOUT` for a blocked read) after `count` unanswered ones. A peer
+/// whose host vanished without closing (power loss, partition) is then
+/// noticed instead of waited for forever.
+pub(crate) fn set_keepalive(
+    sock: BorrowedFd<'_>,
+    idle: i32,
+    interval: i32,
+    count: i32,
+) -> io::Result<()> {
+    let set = |level: i32, name: i32, value: i32| -> io::Result<()> {
+        // SAFETY: `value` is a valid c_int, alive for the call, and its
+        // size is passed.
+        cvt(unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                level,
+                name,
+                (&value as *const i32).cast(),
+                mem::size_of::<i32>() as libc::socklen_t,
+            )
+        })
+        .map(drop)
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, interval)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, count)
+}

@@ -17,7 +17,9 @@ use std::time::Duration;
 /// makes `put` wait for room.
 ///
 /// A `get` waits in the server; if the waiting process dies, the server
-/// notices before it hands over an item, so the item stays in the queue.
+/// notices before it hands over an item, so the item stays in the queue
+/// (only a death in the instant between that check and the reply loses
+/// it).
 ///
 /// # Examples
 /// ```

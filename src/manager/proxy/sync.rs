@@ -76,6 +76,7 @@ impl LockProxy {
             Ok(Reply::Acquired(died)) => Ok(Some(ManagedLockGuard {
                 link: link.clone(),
                 id: self.handle.id,
+                pid: std::process::id(),
                 transport: Some(t),
                 died,
             })),
@@ -92,9 +93,16 @@ impl LockProxy {
 /// A held [`LockProxy`]: released by [`release`](ManagedLockGuard::release)
 /// or when dropped (a failure to release on drop is ignored: the server
 /// releases the lock anyway when the guard's connection closes).
+///
+/// The lock belongs to the process that acquired it: a copy of the guard
+/// that a [`fork`](crate::Process::fork) child inherits releases nothing
+/// and leaves the connection alone.
 pub struct ManagedLockGuard {
     link: Arc<Link>,
     id: u64,
+    /// The process that acquired the lock: a copy of the guard in another
+    /// (a `fork` child's) must not use the connection.
+    pid: u32,
     /// The connection that holds the lock.
     transport: Option<Transport>,
     died: bool,
@@ -129,6 +137,12 @@ impl ManagedLockGuard {
         let Some(mut t) = self.transport.take() else {
             return Ok(());
         };
+        if self.pid != std::process::id() {
+            // A copy made by fork: the connection is the acquirer's (closing
+            // this process's descriptors of it does not close it).
+            drop(t);
+            return Ok(());
+        }
         let request = Request::Op {
             id: self.id,
             op: Op::LockRelease,

@@ -29,6 +29,12 @@ use store::{Session, Store};
 
 /// How often the accept loop looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(100);
+/// The pause after a failed `accept` (the listener stays readable, so
+/// retrying at once would spin).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// The descriptor limit a server asks for: each local client holds about
+/// seven (its socket, then its pipe's memory and doorbells).
+const FD_LIMIT: u64 = 1 << 16;
 
 /// What a server process is started with.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,6 +45,7 @@ pub(crate) struct ServerConfig {
 
 /// The body of a manager's server process.
 pub(crate) fn server_main(config: ServerConfig) {
+    let _ = sys::proc::raise_fd_limit(FD_LIMIT);
     let listener = Listener::from_parts(config.listener);
     let registry = Registry::from_registrations(&config.registrations);
     if let Err(e) = serve(listener, registry) {
@@ -60,7 +67,14 @@ pub(crate) fn serve(listener: Listener, registry: Registry) -> Result<(), Error>
         let stream = match listener.accept_stream(Some(Instant::now() + STOP_CHECK)) {
             Ok(s) => s,
             Err(e) if e.is_timeout() => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Out of descriptors or memory (a flood of connections, say):
+                // the connections already served go on; new ones wait in
+                // the backlog until some close. Never give up the objects.
+                log::warn!("manager server: cannot accept a connection: {e}");
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
         };
         let (shared, auth) = (shared.clone(), auth.clone());
         let started = std::thread::Builder::new()
@@ -98,9 +112,24 @@ impl End {
         }
     }
 
+    /// Sends a reply; one too large for the connection's frames is
+    /// replaced by an error reply, so the client hears why.
     fn send(&mut self, bytes: &[u8]) -> bool {
         match self {
-            End::Socket(c) => c.send_bytes(bytes).is_ok(),
+            End::Socket(c) => match c.send_bytes(bytes) {
+                Ok(()) => true,
+                Err(e) if e.is_misuse() => {
+                    let why = format!(
+                        "the reply ({} bytes) is larger than the connection's frame limit \
+                         ({} bytes)",
+                        bytes.len(),
+                        c.max_frame_len()
+                    );
+                    c.send_bytes(&encode(&Reply::Failed(Failure::Misuse(why))))
+                        .is_ok()
+                }
+                Err(_) => false,
+            },
             End::Shm(c) => c.send_bytes(bytes).is_ok(),
         }
     }

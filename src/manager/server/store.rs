@@ -59,11 +59,11 @@ impl Object {
     ) -> Result<T, Failure> {
         let deadline = wait.and_then(|w| Instant::now().checked_add(w));
         let mut state = self.state();
-        let mut waited = false;
         loop {
-            // After a wait, make sure someone still wants the answer before
-            // taking anything (a queue item, a lock) for it.
-            if waited && (session.gone)() {
+            // Make sure someone still wants the answer before taking
+            // anything (a queue item, a lock) for it: first, and after
+            // every wait.
+            if (session.gone)() {
                 return Err(Failure::Misuse("the client went away".into()));
             }
             if let Some(x) = ready(&mut state) {
@@ -84,7 +84,6 @@ impl Object {
                 .wait_timeout(state, slice)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-            waited = true;
         }
     }
 }
