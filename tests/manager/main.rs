@@ -53,6 +53,7 @@ mod lifetime;
 mod methods;
 mod registered;
 mod remote;
+mod review;
 mod server_death;
 mod travel;
 mod wire;
