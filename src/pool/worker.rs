@@ -18,9 +18,10 @@ use std::time::Instant;
 /// Words per worker in the progress array: the progress proper (4), then
 /// the ids of chunks cancelled while waiting in the worker's queue.
 pub(crate) const PROGRESS_WORDS: usize = 4 + CANCEL_SLOTS;
-/// How many queued chunks of one worker can be cancelled at once (at most
-/// `PREFETCH - 1` are queued behind the running one).
-const CANCEL_SLOTS: usize = 4;
+/// How many queued chunks of one worker can be cancelled at once. Deep
+/// queues hold tiny tasks only, whose cancelled results are dropped when a
+/// slot is wanting (see `Manager::cancel`).
+const CANCEL_SLOTS: usize = 8;
 /// `chunk` while the worker runs its initializer.
 pub(crate) const STARTING: u64 = u64::MAX;
 /// `chunk` while the worker is between chunks.

@@ -1,6 +1,6 @@
 //! The pool's manager thread: it alone talks to the workers. It hands out
-//! chunks (at most [`PREFETCH`] per worker, so a dead worker's share is
-//! known exactly), routes results to the calls' mailboxes, and watches
+//! chunks (at most [`PREFETCH_MAX`] per worker, fewer for longer tasks, so
+//! a dead worker's share is known exactly), routes results to the calls' mailboxes, and watches
 //! every worker's pidfd: a worker that dies fails only the task it was
 //! running (read from its progress slot), the rest of its chunks go back
 //! to the queue, and a new worker takes its place.
@@ -25,9 +25,18 @@ use std::time::Duration;
 
 mod faults;
 
-/// Chunks in flight per worker: one running, the others waiting in its
-/// queue (so a worker with tiny tasks never waits for the manager).
+/// Chunks in flight per worker (one running, the others waiting in its
+/// queue, so that a worker with tiny tasks never waits for the manager),
+/// before anything is known of how long chunks take, and at least.
 const PREFETCH: usize = 4;
+/// The most chunks in flight per worker.
+const PREFETCH_MAX: usize = 64;
+/// How much work (by the recent chunks' duration) a worker may have queued
+/// behind the running chunk: deep queues for tiny tasks (the manager hands
+/// them out in batches, and a worker never idles waiting for it), shallow
+/// ones for long tasks (so that work spreads to idle workers instead of
+/// queueing behind a busy one).
+const QUEUED_WORK_NS: u64 = 200_000;
 /// A chunk whose worker died with no task of it running (before it started,
 /// or while sending its results) is retried this many times.
 const MAX_RETRIES: u32 = 2;
@@ -73,6 +82,8 @@ pub(crate) struct Manager {
     /// Set when workers cannot be started: every task fails with it.
     broken: Option<String>,
     tracker: Tracker,
+    /// Recent chunks' busy time, a moving average (0: none measured yet).
+    chunk_ns: u64,
 }
 
 impl Manager {
@@ -90,6 +101,7 @@ impl Manager {
             start_failures: 0,
             broken: None,
             tracker: Tracker::new(None, n),
+            chunk_ns: 0,
         };
         m.tracker = Tracker::new(m.config.progress.clone(), n);
         for slot in 0..n {
@@ -305,6 +317,11 @@ impl Manager {
             return;
         }
         self.tracker.busy(head.slot as usize, head.busy_ns);
+        self.chunk_ns = match self.chunk_ns {
+            0 => head.busy_ns.max(1),
+            avg => (avg * 7 + head.busy_ns) / 8,
+        }
+        .max(1);
         let failed = match head.failed {
             None if head.ends.len() != chunk.count => Some(format!(
                 "a result message with {} outcomes for {} tasks",
@@ -335,10 +352,17 @@ impl Manager {
         }
     }
 
+    /// How many chunks each worker may have in flight, from how long the
+    /// recent ones took (see [`QUEUED_WORK_NS`]).
+    fn prefetch(&self) -> usize {
+        prefetch_for(self.chunk_ns)
+    }
+
     /// Hands out pending chunks: first one to each idle worker, then, in
-    /// rounds, up to [`PREFETCH`] each, so that work spreads before it queues.
+    /// rounds, up to [`prefetch`](Self::prefetch) each, so that work
+    /// spreads before it queues.
     fn dispatch(&mut self) {
-        for depth in 1..=PREFETCH {
+        for depth in 1..=self.prefetch() {
             for slot in 0..self.workers.len() {
                 if self.pending.is_empty() {
                     return;
@@ -430,6 +454,17 @@ fn send_chunk(tasks: &Queue<()>, chunk: &Chunk, timed: bool) -> Result<(), std::
         .map_err(|f| std::io::Error::other(f.to_string()))
 }
 
+/// Chunks in flight per worker when recent chunks took `chunk_ns` each
+/// (0: nothing measured yet).
+fn prefetch_for(chunk_ns: u64) -> usize {
+    if chunk_ns == 0 {
+        return PREFETCH;
+    }
+    usize::try_from(QUEUED_WORK_NS / chunk_ns)
+        .unwrap_or(PREFETCH_MAX)
+        .clamp(PREFETCH, PREFETCH_MAX)
+}
+
 fn io_copy(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
@@ -437,4 +472,20 @@ fn io_copy(e: &std::io::Error) -> std::io::Error {
 /// `d` in nanoseconds, saturating (a timeout of centuries stays one).
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PREFETCH, PREFETCH_MAX, prefetch_for};
+
+    #[test]
+    fn queues_are_deep_for_tiny_chunks_and_shallow_for_long_ones() {
+        assert_eq!(prefetch_for(0), PREFETCH, "nothing measured yet");
+        assert_eq!(prefetch_for(1), PREFETCH_MAX);
+        assert_eq!(prefetch_for(2_000), PREFETCH_MAX, "2 us tasks");
+        assert_eq!(prefetch_for(10_000), 20, "10 us tasks: 200 us queued");
+        assert_eq!(prefetch_for(100_000), PREFETCH, "100 us tasks");
+        assert_eq!(prefetch_for(2_000_000), PREFETCH, "map's 2 ms chunks");
+        assert_eq!(prefetch_for(u64::MAX), PREFETCH);
+    }
 }
