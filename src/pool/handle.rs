@@ -3,7 +3,7 @@
 //! [`as_completed`] are the public faces of one-task calls.
 
 use super::shared::{Cmd, Shared};
-use super::task::decode_outcomes;
+use super::task::{decode_outcomes, split_outcomes};
 use crate::error::{Error, Kind};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
@@ -26,9 +26,8 @@ pub(crate) enum Arrival {
         pid: u32,
         /// Time the worker spent on the chunk (chunk-size tuning).
         busy_ns: u64,
+        /// The outcome table and the outcomes (see `ResultHeader`).
         body: Vec<u8>,
-        /// Where each task's outcome ends in `body`.
-        ends: Vec<u32>,
         fds: Vec<OwnedFd>,
     },
     /// One task failed without a result (its worker died, it timed out,
@@ -42,12 +41,17 @@ impl Arrival {
         match self {
             Arrival::Chunk {
                 first,
+                count,
                 pid,
                 body,
-                ends,
                 fds,
                 ..
-            } => decode_outcomes(first, pid, &body, &ends, fds, each),
+            } => match split_outcomes(&body) {
+                Ok((ends, outcomes)) => decode_outcomes(first, pid, outcomes, &ends, fds, each),
+                // The manager checked the count: this is a corrupt table.
+                Err(why) => (first..first + count)
+                    .for_each(|i| each(i, Err(Error::new(Kind::Decode(why.clone())).in_task(i)))),
+            },
             Arrival::Failed { index, error } => each(index, Err(error)),
         }
     }

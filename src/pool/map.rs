@@ -29,7 +29,10 @@ pub(crate) fn submit_chunk<A: Serialize>(
     first: usize,
     items: &[A],
 ) -> Result<u64, Error> {
-    let (args, fds) = crate::wire::encode(items)?;
+    let (mut args, fds) = crate::wire::encode(items)?;
+    // The results come back in this buffer: room for small ones saves the
+    // manager a reallocation of our memory.
+    args.reserve(RESULT_ROOM);
     let id = shared.next_id();
     shared.send(Cmd::Submit(Chunk {
         id,
@@ -42,9 +45,13 @@ pub(crate) fn submit_chunk<A: Serialize>(
         skip: Vec::new(),
         retries: 0,
         cancelled: false,
+        done: false,
     }));
     Ok(id)
 }
+
+/// Spare bytes in a chunk's argument buffer, for its results.
+const RESULT_ROOM: usize = 64;
 
 /// Python's default chunk size for `n` tasks over `workers` processes.
 pub(crate) fn default_chunksize(n: usize, workers: usize) -> usize {

@@ -53,11 +53,16 @@ pub(crate) struct Chunk {
     pub(crate) skip: Vec<u32>,
     pub(crate) retries: u32,
     pub(crate) cancelled: bool,
+    /// Every task was answered by the worker's results.
+    pub(crate) done: bool,
 }
 
 impl Chunk {
     /// Fails every task of the chunk not yet failed; how many that was.
     pub(crate) fn fail_rest(&mut self, error: impl Fn() -> Error) -> usize {
+        if self.done {
+            return 0;
+        }
         let mut failed = 0;
         for pos in 0..self.count {
             if !self.skip.contains(&(pos as u32)) {
@@ -76,7 +81,7 @@ impl Chunk {
     /// Marks every task of the chunk as answered (its results were
     /// delivered).
     pub(crate) fn answered(&mut self) {
-        self.skip = (0..self.count as u32).collect();
+        self.done = true;
     }
 }
 
@@ -84,7 +89,7 @@ impl Chunk {
 /// a bug) fails them, so that no caller waits forever.
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if self.skip.len() < self.count && !self.call.is_abandoned() {
+        if !self.done && self.skip.len() < self.count && !self.call.is_abandoned() {
             self.fail_rest(pool_gone);
         }
     }
@@ -145,9 +150,16 @@ impl Shared {
             .is_empty()
     }
 
-    /// The requests sent since the last call.
-    pub(crate) fn take(&self) -> Vec<Cmd> {
-        std::mem::take(&mut self.inbox.lock().unwrap_or_else(|e| e.into_inner()).cmds)
+    /// Moves the requests sent since the last call into `into` (empty),
+    /// leaving `into`'s buffer in their place: the two buffers go back and
+    /// forth and keep their room, so no request list is freed by another
+    /// thread than the one that allocated it (see `ResultHeader`).
+    pub(crate) fn take_into(&self, into: &mut Vec<Cmd>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(
+            &mut self.inbox.lock().unwrap_or_else(|e| e.into_inner()).cmds,
+            into,
+        );
     }
 
     /// The manager stops: later requests are refused at once, and those

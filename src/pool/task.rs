@@ -59,10 +59,28 @@ pub(crate) struct ResultHeader {
     /// Time spent running the chunk (chunk-size tuning).
     pub(crate) busy_ns: u64,
     /// Set when the chunk could not run at all (undecodable arguments, a
-    /// type mismatch): every task of it fails with this; no body follows.
+    /// type mismatch): every task of it fails with this; nothing follows.
+    /// Otherwise the header is followed by the ends (a postcard `Vec<u32>`:
+    /// where each task's outcome ends in the body), then the body. The
+    /// manager reads only this header and hands the rest, as bytes, to the
+    /// caller, who decodes it: the buffers are allocated and freed by the
+    /// caller's thread, never by the manager's (memory freed by another
+    /// thread than the one that allocated it costs glibc's arena lock).
     pub(crate) failed: Option<String>,
-    /// Where each task's outcome ends in the body.
-    pub(crate) ends: Vec<u32>,
+}
+
+/// The number of outcomes in a result's rest (the length prefix of its
+/// `ends`), read without decoding them.
+pub(crate) fn outcome_count(rest: &[u8]) -> Option<usize> {
+    postcard::take_from_bytes::<u64>(rest)
+        .ok()
+        .and_then(|(n, _)| usize::try_from(n).ok())
+}
+
+/// Splits a result's rest into its ends and body.
+pub(crate) fn split_outcomes(rest: &[u8]) -> Result<(Vec<u32>, &[u8]), String> {
+    postcard::take_from_bytes::<Vec<u32>>(rest)
+        .map_err(|e| format!("a result message's outcome table does not decode: {e}"))
 }
 
 /// What one task of a chunk produced.
@@ -272,4 +290,25 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
         };
         each(i, r.map_err(|e| e.in_task(i)));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{outcome_count, split_outcomes};
+
+    #[test]
+    fn a_results_rest_splits_into_its_table_and_body() {
+        let ends: Vec<u32> = vec![3, 7, 300];
+        let mut rest = postcard::to_allocvec(&ends).unwrap();
+        rest.extend_from_slice(b"body bytes");
+        assert_eq!(outcome_count(&rest), Some(3));
+        let (got, body) = split_outcomes(&rest).unwrap();
+        assert_eq!(got, ends);
+        assert_eq!(body, b"body bytes");
+        // A table that claims more entries than there are bytes.
+        assert_eq!(outcome_count(&[5, 1]), Some(5));
+        assert!(split_outcomes(&[5, 1]).is_err());
+        assert_eq!(outcome_count(&[]), None);
+        assert!(split_outcomes(&[0xff; 3]).is_err());
+    }
 }

@@ -255,18 +255,24 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
                 Ok((body, fds, ends)) => (body, fds, ends, None),
                 Err(why) => (Vec::new(), Vec::new(), Vec::new(), Some(why)),
             };
+            let ok = failed.is_none();
             let head = ResultHeader {
                 chunk,
                 slot: setup.slot,
                 pid,
                 busy_ns: started.elapsed().as_nanos() as u64,
                 failed,
-                ends,
             };
             let Ok(mut msg) = postcard::to_allocvec(&head) else {
                 return false;
             };
-            msg.extend_from_slice(&body);
+            if ok {
+                let Ok(msg_ends) = postcard::to_extend(&ends, msg) else {
+                    return false;
+                };
+                msg = msg_ends;
+                msg.extend_from_slice(&body);
+            }
             setup.results.put_raw(&msg, &fds).is_ok()
         });
         if !matches!(step, Ok(true)) {

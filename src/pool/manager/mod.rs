@@ -8,7 +8,7 @@
 use super::handle::Arrival;
 use super::progress::Tracker;
 use super::shared::{Chunk, Cmd, Config, Shared, pool_gone};
-use super::task::{ResultHeader, TaskHeader, ToWorker};
+use super::task::{ResultHeader, TaskHeader, ToWorker, outcome_count};
 use super::worker::{self, IDLE, InitSpec, PROGRESS_WORDS, Progress, STARTING, WorkerSetup};
 use crate::channel::Queue;
 use crate::error::{Error, Kind};
@@ -161,8 +161,10 @@ impl Manager {
             }
         }
         let _stop = StopOnExit(Arc::clone(&self.shared));
+        let mut cmds = Vec::new();
         loop {
-            for cmd in self.shared.take() {
+            self.shared.take_into(&mut cmds);
+            for cmd in cmds.drain(..) {
                 match cmd {
                     Cmd::Submit(c) => self.submit(c),
                     Cmd::Cancel(id, reply) => {
@@ -282,11 +284,23 @@ impl Manager {
 
     fn drain_results(&mut self) {
         loop {
+            let workers = &mut self.workers;
             let got = self.results.try_get_raw(|bytes, fds| {
-                let Ok((head, body)) = postcard::take_from_bytes::<ResultHeader>(bytes) else {
+                let Ok((head, rest)) = postcard::take_from_bytes::<ResultHeader>(bytes) else {
                     return None;
                 };
-                Some((head, body.to_vec(), fds))
+                // The rest goes into the chunk's argument buffer (done with,
+                // and the caller's own allocation: see `ResultHeader`).
+                let chunk = workers
+                    .get_mut(head.slot as usize)
+                    .and_then(Option::as_mut)
+                    .and_then(|w| w.inflight.iter_mut().find(|c| c.id == head.chunk));
+                let mut buf = chunk
+                    .map(|c| std::mem::take(&mut c.args))
+                    .unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(rest);
+                Some((head, buf, fds))
             });
             match got {
                 Ok(Some((head, body, fds))) => self.on_result(head, body, fds),
@@ -323,9 +337,9 @@ impl Manager {
         }
         .max(1);
         let failed = match head.failed {
-            None if head.ends.len() != chunk.count => Some(format!(
-                "a result message with {} outcomes for {} tasks",
-                head.ends.len(),
+            None if outcome_count(&body) != Some(chunk.count) => Some(format!(
+                "a result message with {:?} outcomes for {} tasks",
+                outcome_count(&body),
                 chunk.count
             )),
             other => other,
@@ -344,7 +358,6 @@ impl Manager {
                     pid: head.pid,
                     busy_ns: head.busy_ns,
                     body,
-                    ends: head.ends,
                     fds,
                 });
                 chunk.answered();
@@ -442,7 +455,8 @@ fn send_chunk(tasks: &Queue<()>, chunk: &Chunk, timed: bool) -> Result<(), std::
         skip: chunk.skip.clone(),
         timed,
     });
-    let mut msg = postcard::to_allocvec(&header).map_err(std::io::Error::other)?;
+    let mut msg = Vec::with_capacity(32 + chunk.skip.len() * 5 + chunk.args.len());
+    msg = postcard::to_extend(&header, msg).map_err(std::io::Error::other)?;
     msg.extend_from_slice(&chunk.args);
     let fds = chunk
         .fds
