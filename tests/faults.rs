@@ -8,18 +8,11 @@
 
 mod common;
 
-use common::{JOIN, Method, Snapshot, no_core_dumps, read_line_until, run_with};
+use common::{JOIN, Method, Snapshot, no_core_dumps, read_line_until, run_with, serial};
 use multiproc::{Error, ExitStatus, Fd, Process, ProcessBuilder, Stdio};
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn builder(m: Method) -> ProcessBuilder {
     Process::builder().start_method(m.start_method())

@@ -31,21 +31,14 @@ mod lifetime;
 mod ordering;
 mod peers;
 
-use common::{JOIN, Kid, Method, Snapshot, Watchdog, ms, read_line_until, run_with, secs};
+use common::{JOIN, Kid, Method, Snapshot, Watchdog, ms, read_line_until, run_with, secs, serial};
 use multiproc::{
     Connection, ExitStatus, Fd, JoinableQueue, Pipe, Process, ProcessBuilder, PutTimeoutError,
     Queue, RecvError, RecvTimeoutError, SendError, SimpleQueue, TryPutError, TryRecvError,
 };
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Whether this is an unoptimised build (CI's `cargo test`): the heavy
 /// scenarios shrink there.

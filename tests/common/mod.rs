@@ -504,3 +504,28 @@ pub(crate) fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
 }
+
+/// Tests of one binary that watch process-wide state (descriptors,
+/// children) take turns through this lock.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the turn of [`SERIAL`] (a failed test's poison is ignored).
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A daemon child started with `m`.
+pub(crate) fn builder(m: StartMethod) -> ProcessBuilder {
+    Process::builder().start_method(m).daemon(true)
+}
+
+/// As [`builder`], for a child that is going to be killed: what it might
+/// print on the way goes nowhere.
+pub(crate) fn victim(m: StartMethod) -> ProcessBuilder {
+    builder(m).stderr(multiproc::Stdio::null())
+}
+
+/// A trivial child function.
+pub(crate) fn double(x: u32) -> u32 {
+    x * 2
+}

@@ -58,11 +58,13 @@ mod server_death;
 mod travel;
 mod wire;
 
-use common::{JOIN, Kid, Snapshot, Watchdog, gettid, ms, pid_exists, secs};
+use common::{
+    JOIN, Kid, Snapshot, Watchdog, builder, double, gettid, ms, pid_exists, secs, serial, victim,
+};
 use multiproc::manager::Managed;
-use multiproc::{Error, Manager, Process, ProcessBuilder, StartMethod};
+use multiproc::{Error, Manager, Process, StartMethod};
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// How long a scenario may run before the watchdog aborts the binary.
@@ -75,26 +77,6 @@ const PROMPT: Duration = Duration::from_secs(2);
 /// How soon a server must be gone (reaped: not even a zombie) once its
 /// owner has dropped it or died.
 const GONE_WITHIN: Duration = Duration::from_secs(1);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A daemon child started with `m`.
-fn builder(m: StartMethod) -> ProcessBuilder {
-    Process::builder().start_method(m).daemon(true)
-}
-
-/// As [`builder`], for a child that is going to be killed.
-fn victim(m: StartMethod) -> ProcessBuilder {
-    builder(m).stderr(multiproc::Stdio::null())
-}
-
-fn double(x: u32) -> u32 {
-    x * 2
-}
 
 /// One spawn with each method, once per binary, so that the fork server
 /// (whose descriptors persist) is in every baseline.

@@ -55,11 +55,11 @@ mod lifecycle;
 mod tasks;
 mod wakeups;
 
-use common::{JOIN, Snapshot, Watchdog, ms, pid_exists};
+use common::{JOIN, Snapshot, Watchdog, ms, pid_exists, serial};
 use multiproc::{Pool, PoolBuilder, RawValue, StartMethod};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// How soon a worker's death (or a task's timeout, past its limit) must
@@ -116,12 +116,6 @@ macro_rules! per_method {
     )*};
 }
 pub(crate) use per_method;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Runs `scenario(m)` under the suite's mutex and watchdog, with a leak
 /// check of the test process around it, and prints how long it took.

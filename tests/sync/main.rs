@@ -36,33 +36,11 @@ mod garbage;
 mod travel;
 mod wakeups;
 
-use common::{JOIN, Kid, Snapshot, Watchdog, gettid, ms, secs};
-use multiproc::{Process, ProcessBuilder, StartMethod};
+use common::{JOIN, Kid, Snapshot, Watchdog, builder, double, gettid, ms, secs, serial, victim};
+use multiproc::StartMethod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A daemon child started with `m`.
-fn builder(m: StartMethod) -> ProcessBuilder {
-    Process::builder().start_method(m).daemon(true)
-}
-
-/// As [`builder`], for a child that is going to be killed: what it might
-/// print on the way goes nowhere.
-fn victim(m: StartMethod) -> ProcessBuilder {
-    builder(m).stderr(multiproc::Stdio::null())
-}
-
-fn double(x: u32) -> u32 {
-    x * 2
-}
 
 /// One successful spawn with each method (which starts the fork server:
 /// its descriptors persist), then a snapshot of what must not grow.
