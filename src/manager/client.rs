@@ -215,7 +215,19 @@ impl Link {
             match spare {
                 Some((t, since)) if since.elapsed() < RECHECK_IDLE || t.is_alive() => return Ok(t),
                 Some(_) => continue,
-                None => return Transport::open(&self.address, &self.authkey),
+                None => {
+                    return Transport::open(&self.address, &self.authkey).map_err(|e| {
+                        // For a proxy, nothing listening is the server gone.
+                        let refused = e.io_error().is_some_and(|io| {
+                            matches!(
+                                io.kind(),
+                                std::io::ErrorKind::ConnectionRefused
+                                    | std::io::ErrorKind::NotFound
+                            )
+                        });
+                        if refused { gone_error(e) } else { e }
+                    });
+                }
             }
         }
     }
