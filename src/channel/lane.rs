@@ -27,15 +27,11 @@ pub(crate) const BYTES: u32 = 2;
 const SPIN: Duration = Duration::from_micros(50);
 /// Spins this many times with a pause hint before yielding the CPU.
 const SPIN_HOT: u32 = 2_000;
-/// While spinning hot, yields the CPU once every this many turns (about a
-/// microsecond or two). The peer that must answer may be waiting for this
-/// very CPU (both pinned to one, or put together by the scheduler after an
-/// idle spell); without a yield it would get the CPU only when the whole
-/// spin is over, which makes every hop cost a full spin. With no one else
-/// to run, a yield returns at once. (Spinning hot for the first few
-/// microseconds and yielding only after was measured too: a pool's
-/// oversubscribed workers gained nothing beyond run-to-run noise, and a
-/// same-CPU round trip cost 2.7× to 5× more.)
+/// The spin yields the CPU once every this many turns: the peer may wait
+/// for this very CPU (pinned, or placed here by the scheduler), and would
+/// otherwise run only after the whole spin. A yield with nobody else to
+/// run returns at once. (Yielding only after a hot start was measured:
+/// same-CPU round trips 2.7–5× slower, no gain for busy pools.)
 const YIELD_EVERY: u32 = 32;
 /// Longest single sleep before looking at the ring again.
 const SLICE: Duration = Duration::from_millis(100);
