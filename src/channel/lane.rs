@@ -28,10 +28,9 @@ const SPIN: Duration = Duration::from_micros(50);
 /// Spins this many times with a pause hint before yielding the CPU.
 const SPIN_HOT: u32 = 2_000;
 /// The spin yields the CPU once every this many turns: the peer may wait
-/// for this very CPU (pinned, or placed here by the scheduler), and would
-/// otherwise run only after the whole spin. A yield with nobody else to
-/// run returns at once. (Yielding only after a hot start was measured:
-/// same-CPU round trips 2.7–5× slower, no gain for busy pools.)
+/// for this very CPU, and would otherwise run only after the whole spin.
+/// A yield with nobody else to run returns at once. (A hot start before
+/// yielding made same-CPU round trips 2.7–5× slower, for no pool gain.)
 const YIELD_EVERY: u32 = 32;
 /// Longest single sleep before looking at the ring again.
 const SLICE: Duration = Duration::from_millis(100);
@@ -509,9 +508,8 @@ pub(crate) fn sleep(
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        // While spinning hot the clock is read once per 32 turns (reading
-        // it is most of a turn's cost); once yielding, every turn, since a
-        // yield may last a whole time slice on a busy machine.
+        // The clock is read once per 32 hot turns (it is most of a turn's
+        // cost), and after every yield (which may last a time slice).
         if (spins >= SPIN_HOT || spins.is_multiple_of(YIELD_EVERY)) && start.elapsed() >= SPIN {
             break;
         }
@@ -545,9 +543,8 @@ pub(crate) fn sleep(
                 revents: 0,
             });
         }
-        // A backstop: sleep in slices, so that even a wake-up lost to a
-        // bug or to a sleeper that died with its registration costs a
-        // delay, never a hang.
+        // A backstop: sleep in slices, so that a wake-up lost (a bug, a
+        // sleeper that died registered) costs a delay, never a hang.
         let slice = if what == Wake::Join {
             JOIN_SLICE
         } else {
