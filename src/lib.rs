@@ -56,6 +56,10 @@
 //!   [`as_completed`]). A worker that dies (any signal, any exit) fails
 //!   only the task it was running and is replaced; per-task timeouts and
 //!   [`cancel`](TaskHandle::cancel) kill and replace a worker the same way.
+//! - [`Manager`]: shared dicts, lists, namespaces, queues, locks, events,
+//!   values and your own [`Managed`](manager::Managed) types in a server
+//!   process, used through [proxies](manager) from any process, locally
+//!   (over shared memory) or by address and authkey over TCP.
 //!
 //! Every handle above is a serde value: pass it to [`Process::spawn`] or
 //! send it through a [`Pipe`] or [`Queue`], and both processes share the
