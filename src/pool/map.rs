@@ -46,12 +46,13 @@ pub(crate) fn submit_chunk<A: Serialize>(
         retries: 0,
         cancelled: false,
         done: false,
+        marked: false,
     }));
     Ok(id)
 }
 
 /// Spare bytes in a chunk's argument buffer, for its results.
-const RESULT_ROOM: usize = 64;
+pub(crate) const RESULT_ROOM: usize = 64;
 
 /// Python's default chunk size for `n` tasks over `workers` processes.
 pub(crate) fn default_chunksize(n: usize, workers: usize) -> usize {

@@ -11,10 +11,11 @@
 //! result queue; queues never block a sender on its reader, so neither the
 //! manager nor a worker can deadlock on a large message. The manager keeps
 //! a few chunks in each worker's queue: four, or up to 64 when recent
-//! chunks were tiny (about 200 µs of work by their measured time), so that
-//! a worker never idles waiting for the manager and long tasks still spread
-//! (a chunk queued behind one that runs much longer than its predecessors
-//! waits for it). Each worker writes the
+//! chunks of the same task function were tiny (about 200 µs of work by
+//! their measured time, and at most 4 MiB of arguments), so that a worker
+//! never idles waiting for the manager and long tasks still spread (a
+//! chunk queued behind one that runs much longer than its function's
+//! recent ones waits for it). Each worker writes the
 //! task it is running to a shared progress slot: when a worker dies (any
 //! signal, any exit, mid-task or mid-send), the manager first takes every
 //! result the worker had sent, then fails the one task the slot names,

@@ -55,6 +55,9 @@ pub(crate) struct Chunk {
     pub(crate) cancelled: bool,
     /// Every task was answered by the worker's results.
     pub(crate) done: bool,
+    /// Marked cancelled in its worker's progress words (by a shutdown)
+    /// while it may have been starting.
+    pub(crate) marked: bool,
 }
 
 impl Chunk {

@@ -70,11 +70,24 @@ pub(crate) struct ResultHeader {
 }
 
 /// The number of outcomes in a result's rest (the length prefix of its
-/// `ends`), read without decoding them.
+/// `ends`), if its table is sound: that many ends, each within the body
+/// that follows and none before the previous one. Checked without
+/// allocating (the manager's side; the caller then decodes it).
 pub(crate) fn outcome_count(rest: &[u8]) -> Option<usize> {
-    postcard::take_from_bytes::<u64>(rest)
-        .ok()
-        .and_then(|(n, _)| usize::try_from(n).ok())
+    let (n, mut tail) = postcard::take_from_bytes::<u64>(rest).ok()?;
+    let n = usize::try_from(n).ok()?;
+    let mut last = 0u32;
+    let mut read = 0usize;
+    while read < n {
+        let (end, more) = postcard::take_from_bytes::<u32>(tail).ok()?;
+        if end < last {
+            return None;
+        }
+        last = end;
+        tail = more;
+        read += 1;
+    }
+    (last as usize <= tail.len()).then_some(n)
 }
 
 /// Splits a result's rest into its ends and body.
@@ -149,6 +162,11 @@ fn spec_hash<A, R, C: Call<A, R>>() -> u64 {
 }
 
 impl RunSpec {
+    /// Which task function this is (for per-function statistics).
+    pub(crate) fn key(&self) -> i64 {
+        self.function
+    }
+
     fn of<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(function: usize) -> RunSpec {
         let runner: Runner = run_chunk::<A, R, C>;
         RunSpec {
@@ -298,16 +316,20 @@ mod tests {
 
     #[test]
     fn a_results_rest_splits_into_its_table_and_body() {
-        let ends: Vec<u32> = vec![3, 7, 300];
+        let ends: Vec<u32> = vec![3, 7, 10];
         let mut rest = postcard::to_allocvec(&ends).unwrap();
         rest.extend_from_slice(b"body bytes");
         assert_eq!(outcome_count(&rest), Some(3));
         let (got, body) = split_outcomes(&rest).unwrap();
         assert_eq!(got, ends);
         assert_eq!(body, b"body bytes");
-        // A table that claims more entries than there are bytes.
-        assert_eq!(outcome_count(&[5, 1]), Some(5));
+        // A table that claims more entries than there are bytes, ends that
+        // go backwards, or past the body: refused.
+        assert_eq!(outcome_count(&[5, 1]), None);
         assert!(split_outcomes(&[5, 1]).is_err());
+        assert_eq!(outcome_count(&[2, 3, 1, 0, 0, 0]), None);
+        assert_eq!(outcome_count(&[1, 9, 0, 0]), None);
+        assert_eq!(outcome_count(&[0]), Some(0));
         assert_eq!(outcome_count(&[]), None);
         assert!(split_outcomes(&[0xff; 3]).is_err());
     }

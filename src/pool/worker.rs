@@ -18,10 +18,14 @@ use std::time::Instant;
 /// Words per worker in the progress array: the progress proper (4), then
 /// the ids of chunks cancelled while waiting in the worker's queue.
 pub(crate) const PROGRESS_WORDS: usize = 4 + CANCEL_SLOTS;
-/// How many queued chunks of one worker can be cancelled at once. Deep
-/// queues hold tiny tasks only, whose cancelled results are dropped when a
-/// slot is wanting (see `Manager::cancel`).
-const CANCEL_SLOTS: usize = 8;
+/// The most chunks a worker has in flight (one running, the rest queued).
+pub(crate) const QUEUE_MAX: usize = 64;
+/// How many queued chunks of one worker can be cancelled at once: every
+/// one that can be queued behind the running one, so that a cancelled
+/// task never runs.
+const CANCEL_SLOTS: usize = QUEUE_MAX - 1;
+/// The `failed` text of a chunk the worker skipped, cancelled.
+pub(crate) const SKIPPED: &str = "cancelled";
 /// `chunk` while the worker runs its initializer.
 pub(crate) const STARTING: u64 = u64::MAX;
 /// `chunk` while the worker is between chunks.
@@ -239,7 +243,7 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
             // sees the other).
             progress.set(chunk, first_to_run(&header.skip));
             let ran = if progress.is_cancelled(chunk) {
-                Err("cancelled".to_owned())
+                Err(SKIPPED.to_owned())
             } else {
                 let timed = header.timed;
                 header.run.run(rest, fds, &header.skip, &mut |pos| {

@@ -48,6 +48,7 @@ mod cancel;
 #[path = "../common/mod.rs"]
 mod common;
 mod deaths;
+mod depth;
 mod futures;
 mod init;
 mod lazy;

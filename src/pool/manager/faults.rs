@@ -154,6 +154,37 @@ impl Manager {
         self.broken = Some(why);
     }
 
+    /// `shutdown(.., cancel_pending)`: fails every chunk not started, the
+    /// pending ones and those queued in the workers, which are marked so
+    /// that the workers skip them. A chunk that a worker starts meanwhile
+    /// runs: whether it was seen starting or skipped decides (`on_result`).
+    pub(super) fn cancel_pending(&mut self) {
+        for mut c in std::mem::take(&mut self.pending) {
+            let n = c.fail_rest(Error::cancelled);
+            self.tracker.completed(n);
+        }
+        for slot in 0..self.workers.len() {
+            let Some(progress) = Progress::of(&self.progress, slot) else {
+                continue;
+            };
+            let Some(w) = self.workers[slot].as_mut() else {
+                continue;
+            };
+            for c in w.inflight.iter_mut().filter(|c| !c.cancelled) {
+                if !progress.cancel(c.id) {
+                    continue;
+                }
+                c.marked = true;
+                if progress.read().0 == c.id {
+                    continue;
+                }
+                let n = c.fail_rest(Error::cancelled);
+                c.cancelled = true;
+                self.tracker.completed(n);
+            }
+        }
+    }
+
     pub(super) fn cancel(&mut self, id: u64) -> bool {
         if let Some(at) = self.pending.iter().position(|c| c.id == id) {
             if let Some(mut c) = self.pending.remove(at) {
@@ -170,6 +201,14 @@ impl Manager {
         let Some((slot, n)) = found else {
             return false;
         };
+        if self.workers[slot]
+            .as_ref()
+            .and_then(|w| w.inflight.get(n))
+            .is_some_and(|c| c.cancelled)
+        {
+            // Cancelled already (twice, or by a shutdown): nothing more to do.
+            return true;
+        }
         // Mark it for the worker first, then look whether it runs already.
         let progress = Progress::of(&self.progress, slot);
         // (With no cancel slot free, the chunk runs and its result is

@@ -8,7 +8,7 @@
 use super::handle::Arrival;
 use super::progress::Tracker;
 use super::shared::{Chunk, Cmd, Config, Shared, pool_gone};
-use super::task::{ResultHeader, TaskHeader, ToWorker, outcome_count};
+use super::task::{ResultHeader, RunSpec, TaskHeader, ToWorker, outcome_count};
 use super::worker::{self, IDLE, InitSpec, PROGRESS_WORDS, Progress, STARTING, WorkerSetup};
 use crate::channel::Queue;
 use crate::error::{Error, Kind};
@@ -17,7 +17,7 @@ use crate::shared::RawArray;
 use crate::sys::eventfd;
 use crate::wait::{Waitable, wait};
 use crate::wire::Fd;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,13 +30,15 @@ mod faults;
 /// before anything is known of how long chunks take, and at least.
 const PREFETCH: usize = 4;
 /// The most chunks in flight per worker.
-const PREFETCH_MAX: usize = 64;
+const PREFETCH_MAX: usize = worker::QUEUE_MAX;
 /// How much work (by the recent chunks' duration) a worker may have queued
 /// behind the running chunk: deep queues for tiny tasks (the manager hands
 /// them out in batches, and a worker never idles waiting for it), shallow
 /// ones for long tasks (so that work spreads to idle workers instead of
 /// queueing behind a busy one).
 const QUEUED_WORK_NS: u64 = 200_000;
+/// The most argument bytes queued to one worker beyond [`PREFETCH`] chunks.
+const QUEUED_BYTES_MAX: usize = 4 << 20;
 /// A chunk whose worker died with no task of it running (before it started,
 /// or while sending its results) is retried this many times.
 const MAX_RETRIES: u32 = 2;
@@ -82,8 +84,9 @@ pub(crate) struct Manager {
     /// Set when workers cannot be started: every task fails with it.
     broken: Option<String>,
     tracker: Tracker,
-    /// Recent chunks' busy time, a moving average (0: none measured yet).
-    chunk_ns: u64,
+    /// Recent chunks' busy time, a moving average per task function
+    /// (tasks of one function tend to take alike; another's say nothing).
+    chunk_ns: HashMap<i64, u64>,
 }
 
 impl Manager {
@@ -101,7 +104,7 @@ impl Manager {
             start_failures: 0,
             broken: None,
             tracker: Tracker::new(None, n),
-            chunk_ns: 0,
+            chunk_ns: HashMap::new(),
         };
         m.tracker = Tracker::new(m.config.progress.clone(), n);
         for slot in 0..n {
@@ -173,12 +176,7 @@ impl Manager {
                         let _ = reply.send(self.cancel(id));
                     }
                     Cmd::Close => self.closing = true,
-                    Cmd::CancelPending => {
-                        for mut c in std::mem::take(&mut self.pending) {
-                            let n = c.fail_rest(Error::cancelled);
-                            self.tracker.completed(n);
-                        }
-                    }
+                    Cmd::CancelPending => self.cancel_pending(),
                     Cmd::Terminate => return self.terminate(),
                 }
             }
@@ -295,9 +293,13 @@ impl Manager {
                     .get_mut(head.slot as usize)
                     .and_then(Option::as_mut)
                     .and_then(|w| w.inflight.iter_mut().find(|c| c.id == head.chunk));
-                let mut buf = chunk
-                    .map(|c| std::mem::take(&mut c.args))
-                    .unwrap_or_default();
+                // Not a buffer much larger than the results, though: it would
+                // stay alive, mostly empty, until the caller reads them.
+                let room = 4 * rest.len().max(super::map::RESULT_ROOM);
+                let mut buf = match chunk.filter(|c| c.args.capacity() <= room) {
+                    Some(c) => std::mem::take(&mut c.args),
+                    None => Vec::with_capacity(rest.len()),
+                };
                 buf.clear();
                 buf.extend_from_slice(rest);
                 Some((head, buf, fds))
@@ -324,15 +326,24 @@ impl Manager {
         let Some(mut chunk) = w.inflight.remove(at) else {
             return;
         };
-        if chunk.cancelled {
+        if chunk.cancelled || chunk.marked {
             if let Some(p) = Progress::of(&self.progress, head.slot as usize) {
                 p.uncancel(chunk.id);
             }
+        }
+        if chunk.cancelled {
+            return;
+        }
+        if chunk.marked && head.failed.as_deref() == Some(worker::SKIPPED) {
+            // Marked by a shutdown as it started: the worker saw the mark.
+            let n = chunk.fail_rest(Error::cancelled);
+            self.tracker.completed(n);
             return;
         }
         self.tracker.busy(head.slot as usize, head.busy_ns);
-        self.chunk_ns = match self.chunk_ns {
-            0 => head.busy_ns.max(1),
+        let avg = self.chunk_ns.entry(chunk.run.key()).or_insert(0);
+        *avg = match *avg {
+            0 => head.busy_ns,
             avg => (avg * 7 + head.busy_ns) / 8,
         }
         .max(1);
@@ -365,19 +376,22 @@ impl Manager {
         }
     }
 
-    /// How many chunks each worker may have in flight, from how long the
-    /// recent ones took (see [`QUEUED_WORK_NS`]).
-    fn prefetch(&self) -> usize {
-        prefetch_for(self.chunk_ns)
+    /// How many chunks each worker may have in flight for tasks of `run`,
+    /// from how long its recent chunks took (see [`QUEUED_WORK_NS`]).
+    fn prefetch(&self, run: &RunSpec) -> usize {
+        prefetch_for(self.chunk_ns.get(&run.key()).copied().unwrap_or(0))
     }
 
     /// Hands out pending chunks: first one to each idle worker, then, in
     /// rounds, up to [`prefetch`](Self::prefetch) each, so that work
     /// spreads before it queues.
     fn dispatch(&mut self) {
-        for depth in 1..=self.prefetch() {
+        for depth in 1..=PREFETCH_MAX {
             for slot in 0..self.workers.len() {
-                if self.pending.is_empty() {
+                let Some(front) = self.pending.front() else {
+                    return;
+                };
+                if depth > self.prefetch(&front.run) {
                     return;
                 }
                 let Some(w) = self.workers[slot].as_mut() else {
@@ -385,6 +399,14 @@ impl Manager {
                 };
                 if w.retiring || w.inflight.len() >= depth {
                     continue;
+                }
+                if depth > PREFETCH {
+                    // Deep queues are for small messages: a worker's queue
+                    // must never fill (the manager would wait on it).
+                    let queued: usize = w.inflight.iter().map(|c| c.args.len()).sum();
+                    if queued + front.args.len() > QUEUED_BYTES_MAX {
+                        continue;
+                    }
                 }
                 while let Some(mut chunk) = self.pending.pop_front() {
                     if chunk.call.is_abandoned() || chunk.cancelled {
