@@ -201,12 +201,12 @@ impl<'a> Progress<'a> {
 }
 
 /// The worker process's function.
-pub(crate) fn worker_main(setup: WorkerSetup) {
+pub(crate) fn worker_main(mut setup: WorkerSetup) {
     let Some(progress) = Progress::of(&setup.progress, setup.slot as usize) else {
         return;
     };
     progress.set(STARTING, 0);
-    if let Some(init) = setup.init {
+    if let Some(init) = setup.init.take() {
         let run = init.run;
         let fds = init.fds.into_iter().map(Fd::into_owned_fd).collect();
         let address = crate::process::address_at(run.runner);
@@ -226,63 +226,84 @@ pub(crate) fn worker_main(setup: WorkerSetup) {
     }
     progress.set(IDLE, 0);
     let pid = std::process::id();
+    // Each message is copied out of the queue before its chunk runs: the
+    // queue's read lock is held only for the copy, so that the manager can
+    // always add to the queue (growing it takes that lock), however long a
+    // task runs.
+    let mut message = Vec::new();
     loop {
-        let step = setup.tasks.get_raw(None, |bytes, fds| {
-            let (msg, rest) = match postcard::take_from_bytes::<ToWorker>(bytes) {
-                Ok(x) => x,
-                Err(_) => return false,
-            };
-            let header = match msg {
-                ToWorker::Exit => return false,
-                ToWorker::Run(h) => h,
-            };
-            let started = Instant::now();
-            let chunk = header.chunk;
-            // Say which chunk starts, then look whether it was cancelled
-            // meanwhile (the pool marks, then looks at this: one of the two
-            // sees the other).
-            progress.set(chunk, first_to_run(&header.skip));
-            let ran = if progress.is_cancelled(chunk) {
-                Err(SKIPPED.to_owned())
-            } else {
-                let timed = header.timed;
-                header.run.run(rest, fds, &header.skip, &mut |pos| {
-                    if timed {
-                        progress.set(chunk, u64::from(pos));
-                    } else {
-                        progress.set_position(u64::from(pos));
-                    }
-                })
-            };
-            progress.set(IDLE, 0);
-            let (body, fds, ends, failed) = match ran {
-                Ok((body, fds, ends)) => (body, fds, ends, None),
-                Err(why) => (Vec::new(), Vec::new(), Vec::new(), Some(why)),
-            };
-            let ok = failed.is_none();
-            let head = ResultHeader {
-                chunk,
-                slot: setup.slot,
-                pid,
-                busy_ns: started.elapsed().as_nanos() as u64,
-                failed,
-            };
-            let Ok(mut msg) = postcard::to_allocvec(&head) else {
-                return false;
-            };
-            if ok {
-                let Ok(msg_ends) = postcard::to_extend(&ends, msg) else {
-                    return false;
-                };
-                msg = msg_ends;
-                msg.extend_from_slice(&body);
-            }
-            setup.results.put_raw(&msg, &fds).is_ok()
+        let got = setup.tasks.get_raw(None, |bytes, fds| {
+            message.clear();
+            message.extend_from_slice(bytes);
+            fds
         });
-        if !matches!(step, Ok(true)) {
+        let Ok(fds) = got else {
+            return;
+        };
+        if !run_message(&setup, &progress, pid, &message, fds) {
             return;
         }
     }
+}
+
+/// Runs the chunk of one task message and sends its results; `false` when
+/// the worker is to stop (an exit message, a broken queue).
+fn run_message(
+    setup: &WorkerSetup,
+    progress: &Progress<'_>,
+    pid: u32,
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+) -> bool {
+    let (msg, rest) = match postcard::take_from_bytes::<ToWorker>(bytes) {
+        Ok(x) => x,
+        Err(_) => return false,
+    };
+    let header = match msg {
+        ToWorker::Exit => return false,
+        ToWorker::Run(h) => h,
+    };
+    let started = Instant::now();
+    let chunk = header.chunk;
+    // Say which chunk starts, then look whether it was cancelled meanwhile
+    // (the pool marks, then looks at this: one of the two sees the other).
+    progress.set(chunk, first_to_run(&header.skip));
+    let ran = if progress.is_cancelled(chunk) {
+        Err(SKIPPED.to_owned())
+    } else {
+        let timed = header.timed;
+        header.run.run(rest, fds, &header.skip, &mut |pos| {
+            if timed {
+                progress.set(chunk, u64::from(pos));
+            } else {
+                progress.set_position(u64::from(pos));
+            }
+        })
+    };
+    progress.set(IDLE, 0);
+    let (body, fds, ends, failed) = match ran {
+        Ok((body, fds, ends)) => (body, fds, ends, None),
+        Err(why) => (Vec::new(), Vec::new(), Vec::new(), Some(why)),
+    };
+    let ok = failed.is_none();
+    let head = ResultHeader {
+        chunk,
+        slot: setup.slot,
+        pid,
+        busy_ns: started.elapsed().as_nanos() as u64,
+        failed,
+    };
+    let Ok(mut msg) = postcard::to_allocvec(&head) else {
+        return false;
+    };
+    if ok {
+        let Ok(msg_ends) = postcard::to_extend(&ends, msg) else {
+            return false;
+        };
+        msg = msg_ends;
+        msg.extend_from_slice(&body);
+    }
+    setup.results.put_raw(&msg, &fds).is_ok()
 }
 
 /// The first position of a chunk not to skip.

@@ -15,9 +15,9 @@
 //!
 //! The scenarios about deep queues first warm the pool up with [`WARM_UP`]
 //! one-task chunks of a function that does nothing, which is what deepens
-//! them. One scenario, `#[ignore]`d, shows a library bug older than deep
-//! queues: tasks with large arguments stall the whole pool behind a long
-//! task (see [`large_arguments_do_not_stall_the_pool`]).
+//! them. One more guards an older bug: tasks with large arguments stalled
+//! the whole pool behind a long task (see
+//! [`large_arguments_do_not_stall_the_pool`]).
 
 use crate::common::{JOIN, ms};
 use crate::{DROP_WITHIN, assert_gone, end, per_method, pool, worker_pids};
@@ -480,24 +480,17 @@ fn long_tasks_spread(m: StartMethod) {
 /// [`large_arguments_do_not_stall_the_pool`].
 const SHORT_ARG_BYTES: usize = 100 << 10;
 
-/// Library bug, older than deep queues (seen before them, at 72d9bfe, too):
-/// a long task, then [`SHORT`] tasks of [`SHORT_MS`] with 100 KiB arguments
-/// each, on two workers: the short tasks wait for the long one on both
-/// workers, no warm-up needed. Seen:
-/// the idle worker ran 3 short tasks (0–120 ms), then nothing until the
-/// long task ended at 800 ms; with 1 MiB arguments, nothing after the
-/// first.
+/// A long task, then [`SHORT`] tasks of [`SHORT_MS`] with 100 KiB
+/// arguments each, on two workers: the short tasks run on the idle worker
+/// meanwhile.
 ///
-/// Cause: a worker runs its chunk inside the queue's `get_raw` callback,
-/// so it holds its task queue's consumers' lock while the task runs; the
-/// manager's `send_chunk` of a chunk that does not fit the ring (256 KiB
-/// until it grows) must grow it, which takes that lock: the manager thread
-/// blocks until the long task ends, dispatching nothing to anyone. The
-/// 4 MiB cap on a deep queue's argument bytes (`QUEUED_BYTES_MAX`) does
-/// not prevent it: a worker's first 4 chunks in flight are queued whatever
-/// their size, and 4 MiB is more than the ring holds. A fix: let the worker copy
-/// the message out (or release the lock) before it runs the chunk, or
-/// count queued bytes against the ring's free room.
+/// Guards a fixed bug, older than deep queues: a worker ran its chunk
+/// inside the queue's `get_raw` callback, holding its task queue's read
+/// lock while the task ran, and the manager's send of a chunk that did not
+/// fit the ring (which grows it, under that lock) blocked the manager
+/// thread until the long task ended: the idle worker ran 3 short tasks,
+/// then nothing until 800 ms (with 1 MiB arguments, nothing after the
+/// first). Workers now copy each message out before running it.
 fn large_arguments_do_not_stall_the_pool(m: StartMethod) {
     let pool = pool(m, 2);
     let pids = worker_pids(&pool);
@@ -512,6 +505,5 @@ fn large_arguments_do_not_stall_the_pool(m: StartMethod) {
 forkserver_only!(
     unread_results_do_not_keep_their_arguments,
     long_tasks_spread,
-    #[ignore = "library bug: the manager blocks on a busy worker's queue (see the scenario)"]
     large_arguments_do_not_stall_the_pool,
 );

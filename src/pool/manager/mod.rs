@@ -401,8 +401,8 @@ impl Manager {
                     continue;
                 }
                 if depth > PREFETCH {
-                    // Deep queues are for small messages: a worker's queue
-                    // must never fill (the manager would wait on it).
+                    // Deep queues are for small messages: what a worker has
+                    // queued stays a bounded amount of memory.
                     let queued: usize = w.inflight.iter().map(|c| c.args.len()).sum();
                     if queued + front.args.len() > QUEUED_BYTES_MAX {
                         continue;
