@@ -1,6 +1,7 @@
 """queue_throughput: a child puts N+1 16-byte `bytes` on a multiprocessing.Queue, the parent gets them.
 
-Usage: python3 queue_throughput.py [--method {fork,forkserver,spawn}] --n N
+Usage: python3 queue_throughput.py [--method {fork,forkserver,spawn}] [--maxsize M] --n N
+With --maxsize, the queue is bounded (`Queue(maxsize=M)`).
 Prints {"value": <million messages per second>, "unit": "Mmsg/s"}: N messages divided by the time
 from the parent's first get (which absorbs the child's start-up) to its last.
 """
@@ -23,12 +24,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", choices=["fork", "forkserver", "spawn"], default="forkserver")
     parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--maxsize", type=int, default=0)
     args = parser.parse_args()
     if args.n < 1:
         parser.error("--n must be at least 1")
 
     ctx = multiprocessing.get_context(args.method)
-    q = ctx.Queue()
+    q = ctx.Queue(maxsize=args.maxsize)
     child = ctx.Process(target=produce, args=(q, args.n + 1))
     child.start()
     q.get()

@@ -1,14 +1,15 @@
 //! One direction of a channel: a [`Ring`], its two doorbells, and the
-//! blocking logic (spin, then sleep in `poll`) that queues and connections
+//! send and receive logic (waiting is in `wait.rs`) that queues and connections
 //! share.
 
 use super::ring::{CARRIER, Consuming, PushError, Ring, Wake};
+use super::wait::{Slept, peer_gone, sleep, wait_writable};
 use crate::error::Fault;
 use crate::sys::{self, eventfd};
 use crate::wire::{WireError, frame};
 use std::borrow::Cow;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -22,20 +23,6 @@ const STREAM_CHUNK: usize = 32 << 10;
 /// A raw-bytes record ([`Connection::send_bytes`](crate::Connection::send_bytes)).
 pub(crate) const BYTES: u32 = 2;
 
-/// How long a waiter checks the ring before it sleeps: a peer that answers
-/// within this is met without any system call.
-const SPIN: Duration = Duration::from_micros(50);
-/// Spins this many times with a pause hint before yielding the CPU.
-const SPIN_HOT: u32 = 2_000;
-/// The spin yields the CPU once every this many turns: the peer may wait
-/// for this very CPU, and would otherwise run only after the whole spin.
-/// A yield with nobody else to run returns at once. (A hot start before
-/// yielding made same-CPU round trips 2.7–5× slower, for no pool gain.)
-const YIELD_EVERY: u32 = 32;
-/// Longest single sleep before looking at the ring again.
-const SLICE: Duration = Duration::from_millis(100);
-/// As `SLICE`, for `JoinableQueue::join`, whose bell every joiner drains.
-const JOIN_SLICE: Duration = Duration::from_millis(20);
 /// How long a consumer waits for the socket part of a carrier record that
 /// is already committed (it was sent before the record).
 const CARRIER_WAIT: Duration = Duration::from_secs(10);
@@ -103,6 +90,7 @@ impl Lane {
             Block::Never => None,
             Block::Until(d) => d,
         };
+        let mut last_try = false;
         loop {
             let pushed = if carrier {
                 self.ring.push(kind | CARRIER, &[], deadline, |id| {
@@ -147,6 +135,9 @@ impl Lane {
                     let Block::Until(deadline) = block else {
                         return Err(Fail::WouldBlock);
                     };
+                    if last_try {
+                        return Err(Fail::TimedOut);
+                    }
                     let bell = self.space_bell.as_fd();
                     // Read only now: on the hot path this would pull the
                     // consumers' cache line over on every message.
@@ -158,7 +149,9 @@ impl Lane {
                     .map_err(broken)?
                     {
                         Slept::Retry => {}
-                        Slept::Timeout => return Err(Fail::TimedOut),
+                        // One last try: a deadline can pass while there is room for
+                        // this record but not for the batch `has_room` waits for.
+                        Slept::Timeout => last_try = true,
                         Slept::Hangup => return Err(Fail::Hangup),
                     }
                 }
@@ -481,120 +474,4 @@ fn take_carrier(sock: BorrowedFd<'_>, id: &[u8]) -> Result<frame::Frame, Fault> 
             )));
         }
     }
-}
-
-/// How a sleep ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Slept {
-    /// Something may have changed: try again.
-    Retry,
-    /// The deadline passed.
-    Timeout,
-    /// The peer's end of `watch` is closed.
-    Hangup,
-}
-
-/// Waits until `ready()` or the deadline: spins for [`SPIN`], then sleeps in
-/// `poll` on `bell` (and `watch`, whose hang-up ends the wait), registered
-/// as a sleeper on `what` so that the other side rings the bell.
-pub(crate) fn sleep(
-    ring: &Ring,
-    what: Wake,
-    bell: BorrowedFd<'_>,
-    watch: Option<BorrowedFd<'_>>,
-    deadline: Option<Instant>,
-    ready: impl Fn() -> bool,
-) -> io::Result<Slept> {
-    let start = Instant::now();
-    let mut spins = 0u32;
-    loop {
-        // The clock is read once per 32 hot turns (it is most of a turn's
-        // cost), and after every yield (which may last a time slice).
-        if (spins >= SPIN_HOT || spins.is_multiple_of(YIELD_EVERY)) && start.elapsed() >= SPIN {
-            break;
-        }
-        if ready() {
-            return Ok(Slept::Retry);
-        }
-        spins = spins.wrapping_add(1);
-        if spins < SPIN_HOT && !spins.is_multiple_of(YIELD_EVERY) {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-    ring.register(what);
-    let result = (|| {
-        if ready() {
-            return Ok(Slept::Retry);
-        }
-        // A passed deadline still polls once, without waiting: a peer that
-        // hung up is reported as such, not as a timeout.
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let mut fds = vec![libc::pollfd {
-            fd: bell.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        if let Some(w) = watch {
-            fds.push(libc::pollfd {
-                fd: w.as_raw_fd(),
-                events: 0,
-                revents: 0,
-            });
-        }
-        // A backstop: sleep in slices, so that a wake-up lost (a bug, a
-        // sleeper that died registered) costs a delay, never a hang.
-        let slice = if what == Wake::Join {
-            JOIN_SLICE
-        } else {
-            SLICE
-        };
-        sys::poll_events(&mut fds, Some(timeout.map_or(slice, |t| t.min(slice))))?;
-        if fds[0].revents & libc::POLLIN != 0 {
-            // Take every token: stale ones (from a sleeper that died
-            // registered) would otherwise wake us again and again. Whoever
-            // takes a message passes the baton to the next sleeper.
-            while eventfd::take(bell) {}
-        }
-        if fds
-            .get(1)
-            .is_some_and(|p| p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
-        {
-            return Ok(Slept::Hangup);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) && !ready() {
-            return Ok(Slept::Timeout);
-        }
-        Ok(Slept::Retry)
-    })();
-    ring.unregister(what);
-    result
-}
-
-/// Waits until socket `s` can take a message (`false`: the deadline
-/// passed), in slices, so that a missed wake-up costs a delay only.
-fn wait_writable(s: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
-    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    if left.is_some_and(|l| l.is_zero()) {
-        return Ok(false);
-    }
-    let mut fds = [libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    }];
-    sys::poll_events(&mut fds, Some(left.map_or(SLICE, |l| l.min(SLICE))))?;
-    Ok(true)
-}
-
-/// Whether the peer's end of socket `s` is closed (checked without waiting).
-pub(crate) fn peer_gone(s: BorrowedFd<'_>) -> bool {
-    let mut fds = [libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: 0,
-        revents: 0,
-    }];
-    sys::poll_events(&mut fds, Some(Duration::ZERO)).is_ok()
-        && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
 }

@@ -15,6 +15,7 @@ mod lane;
 mod pipe;
 mod queue;
 mod ring;
+mod wait;
 mod wrappers;
 
 pub use pipe::{Connection, Never, Pipe};

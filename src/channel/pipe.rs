@@ -2,8 +2,9 @@
 //! two processes.
 
 use super::fault_of;
-use super::lane::{BYTES, Block, Fail, Lane, peer_gone};
+use super::lane::{BYTES, Block, Fail, Lane};
 use super::ring::{HEADER_LEN, Ring, Wake};
+use super::wait::peer_gone;
 use crate::error::{Error, Fault, RecvError, RecvTimeoutError, SendError, TryRecvError};
 use crate::sys::{eventfd, shm::Region, socket};
 use crate::wait::Waitable;

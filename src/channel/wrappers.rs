@@ -1,9 +1,9 @@
 //! [`SimpleQueue`] and [`JoinableQueue`]: a [`Queue`] with fewer methods,
 //! and one that counts unfinished tasks.
 
-use super::lane::sleep;
 use super::queue::{Queue, deadline};
 use super::ring::Wake;
+use super::wait::sleep;
 use crate::error::{Error, RecvError, SendError};
 use crate::sys::eventfd;
 use crate::wait::Waitable;
@@ -183,7 +183,7 @@ impl<T> JoinableQueue<T> {
                 || self.all_done(),
             )
             .map_err(|e| Error::io("waiting for the queue's tasks", e))?;
-            if slept == super::lane::Slept::Timeout {
+            if slept == super::wait::Slept::Timeout {
                 return Err(Error::timeout());
             }
         }

@@ -56,7 +56,7 @@ impl Producing<'_> {
             }
             if used(head) + need <= cap {
                 let bound = h.shared.bound.load(Ordering::Relaxed);
-                if bound != u64::MAX && this.len() >= bound {
+                if bound != u64::MAX && this.at_bound(bound) {
                     return Err(PushError::Full);
                 }
                 break (tail, offset, need != size);

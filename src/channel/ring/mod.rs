@@ -23,7 +23,7 @@ pub(crate) use guards::{Consuming, Producing};
 
 /// The bytes a ring header takes in a region (room to spare).
 pub(crate) const HEADER_LEN: usize = 1024;
-const MAGIC: u64 = 0x4d50_5249_4e47_0001; // "MPRING" v1
+const MAGIC: u64 = 0x4d50_5249_4e47_0002; // "MPRING" v2
 const RECORD_HEADER: u64 = 8;
 /// Records smaller than this are padded up, so that a ring's record count is
 /// bounded by `cap / MIN_RECORD`.
@@ -50,6 +50,10 @@ struct Side {
     seen: AtomicU64,
     /// Producers: the next carrier id.
     next_id: AtomicU64,
+    /// Producers: the consumers' `count` as last read (under this side's
+    /// lock). A bounded ring's length is at most `count - seen_count`, so
+    /// a producer reads the consumers' line only when that looks full.
+    seen_count: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -412,6 +416,20 @@ impl Ring {
         };
     }
 
+    /// Under the producers' lock: whether a bounded ring holds `bound`
+    /// records, reading the consumers' count only when the cached one says
+    /// so (it can only be behind, which errs towards full).
+    fn at_bound(&self, bound: u64) -> bool {
+        let h = self.h();
+        let put = h.prod.count.load(Ordering::Relaxed);
+        if put.wrapping_sub(h.prod.seen_count.load(Ordering::Relaxed)) < bound {
+            return false;
+        }
+        let got = h.cons.count.load(Ordering::Acquire);
+        h.prod.seen_count.store(got, Ordering::Relaxed);
+        put.saturating_sub(got) >= bound
+    }
+
     /// Records in the ring now (approximate while others work).
     pub(crate) fn len(&self) -> u64 {
         let h = self.h();
@@ -426,16 +444,19 @@ impl Ring {
         h.cons.pos.load(Ordering::Acquire) ^ h.shared.cap.load(Ordering::Relaxed).rotate_left(40)
     }
 
-    /// Whether a producer that found the ring full should try again: the
-    /// bound is not reached and at least `need` bytes, and an eighth of the
-    /// ring, are free (approximate: read without the locks). Waiting for a
-    /// batch of room rather than for the next record to leave keeps a fast
-    /// producer and its consumer from contending record by record.
+    /// Whether a producer that found the ring full should try again: an
+    /// eighth of the bound (at least one record) is free, or, unbounded, at
+    /// least `need` bytes and an eighth of the ring (approximate: read
+    /// without the locks). Waiting for a batch of room rather than for the
+    /// next record to leave keeps a fast producer and its consumer from
+    /// contending record by record (a bounded queue of 4,096 went from
+    /// ~2.5 to ~13 million messages a second). A waiter whose deadline
+    /// passes tries once more, so it never times out while there is room.
     pub(crate) fn has_room(&self, need: u64) -> bool {
         let h = self.h();
         let bound = h.shared.bound.load(Ordering::Relaxed);
         if bound != u64::MAX {
-            return self.len() < bound;
+            return self.len().saturating_add((bound / 8).max(1)) <= bound;
         }
         let cap = h.shared.cap.load(Ordering::Relaxed);
         let used = h
