@@ -18,8 +18,26 @@ use std::time::{Duration, Instant};
 const TARGET_CHUNK: Duration = Duration::from_millis(2);
 /// Tasks an `imap` keeps in flight at least, whatever its chunk size.
 const MIN_IN_FLIGHT: usize = 256;
+/// ... and at most, for the tiniest tasks: as many as take
+/// [`IN_FLIGHT_WORK`] by their measured time. A task's trip through the
+/// manager and a worker and back takes far longer than a tiny task runs,
+/// so one-task chunks need many in flight (on 2 cores, `imap` of a
+/// trivial function with chunks of 1 went from ~0.6 to ~1.1 million tasks
+/// a second at 1,024; 2,048 was no better).
+const MAX_IN_FLIGHT: usize = 1024;
+/// See [`MAX_IN_FLIGHT`].
+const IN_FLIGHT_WORK: Duration = Duration::from_millis(2);
 /// The automatic chunk size never grows past this.
 const MAX_AUTO_CHUNK: usize = 1 << 14;
+
+/// Tasks an `imap` keeps in flight at least, when one task took `task_ns`
+/// (`None`: not measured yet).
+fn in_flight_tasks(task_ns: Option<u64>) -> usize {
+    task_ns.map_or(MIN_IN_FLIGHT, |ns| {
+        let fits = IN_FLIGHT_WORK.as_nanos() as u64 / ns.max(1);
+        (fits.min(MAX_IN_FLIGHT as u64) as usize).max(MIN_IN_FLIGHT)
+    })
+}
 
 /// Encodes `items` (tasks `first..`) as one chunk and submits it.
 pub(crate) fn submit_chunk<A: Serialize>(
@@ -109,7 +127,9 @@ pub(crate) fn gather<R: DeserializeOwned>(
 /// task.
 ///
 /// It pulls from its input only as results are consumed (a bounded number
-/// of chunks is in flight), so an endless input works; dropping it drops
+/// of chunks is in flight: `8 × processes + 2` chunks, and at least 256
+/// tasks, or up to 1,024 when tasks take microseconds, as many as take
+/// about 2 ms by their measured time), so an endless input works; dropping it drops
 /// the chunks not yet started. The chunk size is automatic (starting at
 /// one task and growing until a chunk takes about 2 ms) unless set with
 /// [`chunksize`](Self::chunksize) before the first `next`.
@@ -127,6 +147,8 @@ pub struct Imap<'p, I: Iterator, R> {
     yielded: usize,
     /// Chunks in flight allowed.
     window: usize,
+    /// The last measured run time of one task (ns).
+    task_ns: Option<u64>,
     chunk: usize,
     fixed_chunk: bool,
     ordered: bool,
@@ -145,6 +167,7 @@ where
     pub(crate) fn new(shared: &'p Shared, run: RunSpec, input: I, ordered: bool) -> Self {
         Imap {
             window: shared.processes * 8 + 2,
+            task_ns: None,
             shared,
             call: Arc::new(Call::default()),
             run,
@@ -173,8 +196,9 @@ where
 
     fn fill(&mut self) {
         // In flight: `window` chunks, and never fewer than `MIN_IN_FLIGHT`
-        // tasks (one-task chunks would otherwise leave workers waiting).
-        let limit = (self.window * self.chunk).max(MIN_IN_FLIGHT);
+        // tasks (one-task chunks would otherwise leave workers waiting), or
+        // for tiny tasks `IN_FLIGHT_WORK` of them up to `MAX_IN_FLIGHT`.
+        let limit = (self.window * self.chunk).max(in_flight_tasks(self.task_ns));
         while !self.exhausted && self.submitted - self.yielded < limit {
             let items: Vec<I::Item> = self.input.by_ref().take(self.chunk).collect();
             if items.len() < self.chunk {
@@ -200,10 +224,14 @@ where
     }
 
     fn tune(&mut self, count: usize, busy_ns: u64) {
-        if self.fixed_chunk || count == 0 {
+        if count == 0 {
             return;
         }
         let per_task = (busy_ns / count as u64).max(1);
+        self.task_ns = Some(per_task);
+        if self.fixed_chunk {
+            return;
+        }
         let fits = (TARGET_CHUNK.as_nanos() as u64 / per_task) as usize;
         // Grow at most fourfold per observation; never shrink below 1.
         self.chunk = fits.clamp(1, (self.chunk * 4).min(MAX_AUTO_CHUNK));
@@ -312,5 +340,20 @@ impl<R> fmt::Debug for MapHandle<R> {
         f.debug_struct("MapHandle")
             .field("tasks", &self.total)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_IN_FLIGHT, MIN_IN_FLIGHT, in_flight_tasks};
+
+    #[test]
+    fn in_flight_grows_only_for_tiny_tasks() {
+        assert_eq!(in_flight_tasks(None), MIN_IN_FLIGHT, "nothing measured yet");
+        assert_eq!(in_flight_tasks(Some(0)), MAX_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(100)), MAX_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(4_000)), 500, "2 ms of 4 us tasks");
+        assert_eq!(in_flight_tasks(Some(1_000_000)), MIN_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(u64::MAX)), MIN_IN_FLIGHT);
     }
 }

@@ -24,9 +24,10 @@ fn counted(pulls: &Arc<AtomicUsize>) -> impl Iterator<Item = u64> + use<> {
 /// How far past `consumed` an `Imap` of `processes` workers may have
 /// pulled with chunks of at most `chunk`: a window of a few hundred tasks
 /// or a few chunks per worker (generous: in flight are at most the larger
-/// of 256 tasks and `8 × processes + 2` chunks today).
+/// of 1,024 tasks — 256 unless tasks are tiny — and `8 × processes + 2`
+/// chunks today).
 fn bound(consumed: usize, processes: usize, chunk: usize) -> usize {
-    consumed + 512.max((16 * processes + 4) * chunk) + chunk
+    consumed + 2048.max((16 * processes + 4) * chunk) + chunk
 }
 
 /// `x²` after 1 ms: slow enough that the automatic chunk size stays at 1

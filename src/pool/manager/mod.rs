@@ -21,9 +21,13 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod faults;
+
+/// While results or requests keep coming, the manager looks at its
+/// workers' sentinels (a `poll`) at most this often.
+const BUSY_LOOK: Duration = Duration::from_millis(2);
 
 /// Chunks in flight per worker (one running, the others waiting in its
 /// queue, so that a worker with tiny tasks never waits for the manager),
@@ -165,6 +169,7 @@ impl Manager {
         }
         let _stop = StopOnExit(Arc::clone(&self.shared));
         let mut cmds = Vec::new();
+        let mut looked = Instant::now();
         loop {
             self.shared.take_into(&mut cmds);
             for cmd in cmds.drain(..) {
@@ -184,11 +189,21 @@ impl Manager {
             if self.closing && self.pending.is_empty() && self.idle() {
                 return self.finish();
             }
-            let dead = self.wait_for_something();
+            // Busy (results or requests waiting): go on without a system
+            // call, looking at the workers' sentinels only every
+            // `BUSY_LOOK`; a worker's death is then seen that much later.
+            let busy = self.shared.has_requests() || !self.results.is_empty();
+            let dead = if busy && looked.elapsed() < BUSY_LOOK {
+                Vec::new()
+            } else {
+                looked = Instant::now();
+                // We are the results' only reader: clear the doorbell of
+                // what was taken since the last wait, or this one would wake
+                // for nothing.
+                self.results.settle();
+                self.wait_for_something()
+            };
             self.drain_results();
-            // We are the results' only reader: clear the doorbell of what was
-            // just taken, or the next wait would wake for nothing (and pause).
-            self.results.settle();
             self.tracker.report();
             for slot in dead {
                 self.replace(slot, Cause::Died);
@@ -386,12 +401,35 @@ impl Manager {
     /// rounds, up to [`prefetch`](Self::prefetch) each, so that work
     /// spreads before it queues.
     fn dispatch(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        // Per worker, the argument bytes it has queued; and the depth for
+        // the front chunk's function (both looked up once, not per step).
+        let mut queued: Vec<usize> = self
+            .workers
+            .iter()
+            .map(|w| {
+                w.as_ref()
+                    .map_or(0, |w| w.inflight.iter().map(|c| c.args.len()).sum())
+            })
+            .collect();
+        let mut depth_of: Option<(i64, usize)> = None;
         for depth in 1..=PREFETCH_MAX {
-            for slot in 0..self.workers.len() {
+            for (slot, queued) in queued.iter_mut().enumerate() {
                 let Some(front) = self.pending.front() else {
                     return;
                 };
-                if depth > self.prefetch(&front.run) {
+                let key = front.run.key();
+                let most = match depth_of {
+                    Some((k, most)) if k == key => most,
+                    _ => {
+                        let most = self.prefetch(&front.run);
+                        depth_of = Some((key, most));
+                        most
+                    }
+                };
+                if depth > most {
                     return;
                 }
                 let Some(w) = self.workers[slot].as_mut() else {
@@ -400,13 +438,10 @@ impl Manager {
                 if w.retiring || w.inflight.len() >= depth {
                     continue;
                 }
-                if depth > PREFETCH {
-                    // Deep queues are for small messages: what a worker has
-                    // queued stays a bounded amount of memory.
-                    let queued: usize = w.inflight.iter().map(|c| c.args.len()).sum();
-                    if queued + front.args.len() > QUEUED_BYTES_MAX {
-                        continue;
-                    }
+                // Deep queues are for small messages: what a worker has
+                // queued stays a bounded amount of memory.
+                if depth > PREFETCH && *queued + front.args.len() > QUEUED_BYTES_MAX {
+                    continue;
                 }
                 while let Some(mut chunk) = self.pending.pop_front() {
                     if chunk.call.is_abandoned() || chunk.cancelled {
@@ -422,6 +457,7 @@ impl Manager {
                         self.tracker.completed(n);
                         continue;
                     }
+                    *queued += chunk.args.len();
                     w.inflight.push_back(chunk);
                     w.dispatched += 1;
                     if self.config.max_tasks == Some(w.dispatched) {
