@@ -47,13 +47,66 @@ pub(crate) fn submit_chunk<A: Serialize>(
     first: usize,
     items: &[A],
 ) -> Result<u64, Error> {
+    let chunk = chunk_of(shared, call, run, first, items)?;
+    let id = chunk.id;
+    shared.send(Cmd::Submit(chunk));
+    Ok(id)
+}
+
+/// Chunks made one by one and handed to the manager in batches of
+/// [`Batch::SIZE`]: one lock of its inbox (and at most one wake-up) per
+/// batch, not per chunk. Whatever is left is sent on drop.
+pub(crate) struct Batch<'a> {
+    shared: &'a Shared,
+    cmds: Vec<Cmd>,
+}
+
+impl<'a> Batch<'a> {
+    const SIZE: usize = 64;
+
+    pub(crate) fn new(shared: &'a Shared) -> Self {
+        Batch {
+            shared,
+            cmds: Vec::new(),
+        }
+    }
+
+    /// As [`submit_chunk`], sent with the batch.
+    pub(crate) fn submit<A: Serialize>(
+        &mut self,
+        call: &Arc<Call>,
+        run: RunSpec,
+        first: usize,
+        items: &[A],
+    ) -> Result<(), Error> {
+        let chunk = chunk_of(self.shared, call, run, first, items)?;
+        self.cmds.push(Cmd::Submit(chunk));
+        if self.cmds.len() >= Self::SIZE {
+            self.shared.send_all(&mut self.cmds);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.shared.send_all(&mut self.cmds);
+    }
+}
+
+fn chunk_of<A: Serialize>(
+    shared: &Shared,
+    call: &Arc<Call>,
+    run: RunSpec,
+    first: usize,
+    items: &[A],
+) -> Result<Chunk, Error> {
     let (mut args, fds) = crate::wire::encode(items)?;
     // The results come back in this buffer: room for small ones saves the
     // manager a reallocation of our memory.
     args.reserve(RESULT_ROOM);
-    let id = shared.next_id();
-    shared.send(Cmd::Submit(Chunk {
-        id,
+    Ok(Chunk {
+        id: shared.next_id(),
         call: Arc::clone(call),
         first,
         count: items.len(),
@@ -65,8 +118,7 @@ pub(crate) fn submit_chunk<A: Serialize>(
         cancelled: false,
         done: false,
         marked: false,
-    }));
-    Ok(id)
+    })
 }
 
 /// Spare bytes in a chunk's argument buffer, for its results.
@@ -199,6 +251,7 @@ where
         // tasks (one-task chunks would otherwise leave workers waiting), or
         // for tiny tasks `IN_FLIGHT_WORK` of them up to `MAX_IN_FLIGHT`.
         let limit = (self.window * self.chunk).max(in_flight_tasks(self.task_ns));
+        let mut batch = Batch::new(self.shared);
         while !self.exhausted && self.submitted - self.yielded < limit {
             let items: Vec<I::Item> = self.input.by_ref().take(self.chunk).collect();
             if items.len() < self.chunk {
@@ -210,7 +263,7 @@ where
             let first = self.submitted;
             let n = items.len();
             self.submitted += n;
-            if let Err(e) = submit_chunk(self.shared, &self.call, self.run, first, &items) {
+            if let Err(e) = batch.submit(&self.call, self.run, first, &items) {
                 // Unencodable arguments: each task of the chunk fails.
                 let why = e.to_string();
                 for i in first..first + n {

@@ -206,9 +206,11 @@ impl Pool {
                 }
             }
         };
+        let mut batch = map::Batch::new(&self.shared);
         for (n, part) in items[first..].chunks(chunk).enumerate() {
-            map::submit_chunk(&self.shared, &call, run, first + n * chunk, part)?;
+            batch.submit(&call, run, first + n * chunk, part)?;
         }
+        drop(batch);
         Ok(MapHandle {
             call,
             total,

@@ -137,6 +137,26 @@ impl Shared {
             return;
         }
         inbox.cmds.push(cmd);
+        self.posted(inbox);
+    }
+
+    /// Sends every request of `cmds` (leaving it empty), under one lock.
+    pub(crate) fn send_all(&self, cmds: &mut Vec<Cmd>) {
+        if cmds.is_empty() {
+            return;
+        }
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        if inbox.stopped {
+            drop(inbox);
+            cmds.drain(..).for_each(refuse);
+            return;
+        }
+        inbox.cmds.append(cmds);
+        self.posted(inbox);
+    }
+
+    /// After requests were added to `inbox`: wake the manager if it sleeps.
+    fn posted(&self, inbox: std::sync::MutexGuard<'_, Inbox>) {
         drop(inbox);
         if self.asleep.load(Ordering::SeqCst) {
             eventfd::ring(self.bell.as_fd());
@@ -159,10 +179,8 @@ impl Shared {
     /// thread than the one that allocated it (see `ResultHeader`).
     pub(crate) fn take_into(&self, into: &mut Vec<Cmd>) {
         debug_assert!(into.is_empty());
-        std::mem::swap(
-            &mut self.inbox.lock().unwrap_or_else(|e| e.into_inner()).cmds,
-            into,
-        );
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut inbox.cmds, into);
     }
 
     /// The manager stops: later requests are refused at once, and those

@@ -415,7 +415,16 @@ impl Manager {
             })
             .collect();
         let mut depth_of: Option<(i64, usize)> = None;
-        for depth in 1..=PREFETCH_MAX {
+        // Rounds below the shallowest worker's queue would hand out nothing.
+        let shallowest = self
+            .workers
+            .iter()
+            .flatten()
+            .filter(|w| !w.retiring)
+            .map(|w| w.inflight.len())
+            .min()
+            .unwrap_or(PREFETCH_MAX);
+        for depth in shallowest + 1..=PREFETCH_MAX {
             for (slot, queued) in queued.iter_mut().enumerate() {
                 let Some(front) = self.pending.front() else {
                     return;
