@@ -243,8 +243,22 @@ pub(crate) fn getppid() -> i32 {
 
 /// Number of threads in the calling process, read from `/proc/self/status`.
 pub(crate) fn thread_count() -> io::Result<usize> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
+    use std::io::Read;
+    // One read into a buffer larger than the file (about 1.5 KiB), not a
+    // `read_to_string`'s size query and growing reads: this runs on every
+    // `Fork` start.
+    let mut buf = [0u8; 8192];
+    let mut file = std::fs::File::open("/proc/self/status")?;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8_lossy(&buf[..len])
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 
 mod faults;
 
+/// A task message buffer larger than this is not kept for the next one.
+const SCRATCH_KEEP: usize = 1 << 16;
+
 /// While results or requests keep coming, the manager looks at its
 /// workers' sentinels (a `poll`) at most this often.
 const BUSY_LOOK: Duration = Duration::from_millis(2);
@@ -91,6 +94,8 @@ pub(crate) struct Manager {
     /// Recent chunks' busy time, a moving average per task function
     /// (tasks of one function tend to take alike; another's say nothing).
     chunk_ns: HashMap<i64, u64>,
+    /// The task message being built (see `send_chunk`).
+    scratch: Vec<u8>,
 }
 
 impl Manager {
@@ -109,6 +114,7 @@ impl Manager {
             broken: None,
             tracker: Tracker::new(None, n),
             chunk_ns: HashMap::new(),
+            scratch: Vec::new(),
         };
         m.tracker = Tracker::new(m.config.progress.clone(), n);
         for slot in 0..n {
@@ -459,8 +465,8 @@ impl Manager {
                             .completed(chunk.count.saturating_sub(chunk.skip.len()));
                         continue;
                     }
-                    if let Err(e) = send_chunk(&w.tasks, &chunk, self.config.task_timeout.is_some())
-                    {
+                    let timed = self.config.task_timeout.is_some();
+                    if let Err(e) = send_chunk(&w.tasks, &chunk, timed, &mut self.scratch) {
                         let n = chunk
                             .fail_rest(|| Error::io("cannot send a task to a worker", io_copy(&e)));
                         self.tracker.completed(n);
@@ -515,23 +521,39 @@ impl Manager {
     }
 }
 
-fn send_chunk(tasks: &Queue<()>, chunk: &Chunk, timed: bool) -> Result<(), std::io::Error> {
+/// Sends `chunk` to a worker's queue, the message built in `scratch` (kept
+/// between calls: no allocation per task).
+fn send_chunk(
+    tasks: &Queue<()>,
+    chunk: &Chunk,
+    timed: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<(), std::io::Error> {
     let header = ToWorker::Run(TaskHeader {
         chunk: chunk.id,
         run: chunk.run,
         skip: chunk.skip.clone(),
         timed,
     });
-    let mut msg = Vec::with_capacity(32 + chunk.skip.len() * 5 + chunk.args.len());
+    let mut msg = std::mem::take(scratch);
+    msg.clear();
     msg = postcard::to_extend(&header, msg).map_err(std::io::Error::other)?;
     msg.extend_from_slice(&chunk.args);
+    let sent = put_chunk(tasks, chunk, &msg);
+    if msg.capacity() <= SCRATCH_KEEP {
+        *scratch = msg;
+    }
+    sent
+}
+
+fn put_chunk(tasks: &Queue<()>, chunk: &Chunk, msg: &[u8]) -> Result<(), std::io::Error> {
     let fds = chunk
         .fds
         .iter()
         .map(OwnedFd::try_clone)
         .collect::<Result<Vec<_>, _>>()?;
     tasks
-        .put_raw(&msg, &fds)
+        .put_raw(msg, &fds)
         .map_err(|f| std::io::Error::other(f.to_string()))
 }
 
