@@ -139,18 +139,16 @@ impl Lane {
                         return Err(Fail::TimedOut);
                     }
                     let bell = self.space_bell.as_fd();
-                    // Read only now: on the hot path this would pull the
-                    // consumers' cache line over on every message.
-                    let progress = self.ring.progress();
-                    let need = bytes.len() as u64 + 16;
-                    match sleep(&self.ring, Wake::Space, bell, watch, deadline, || {
-                        self.ring.progress() != progress && self.ring.has_room(need)
+                    // The record's payload: a carrier's is its 8-byte id.
+                    let need = if carrier { 8 } else { bytes.len() as u64 };
+                    match sleep(&self.ring, Wake::Space, bell, watch, deadline, |spinning| {
+                        self.ring.has_room(need, spinning)
                     })
                     .map_err(broken)?
                     {
                         Slept::Retry => {}
-                        // One last try: a deadline can pass while there is room for
-                        // this record but not for the batch `has_room` waits for.
+                        // One last try: room may have appeared since the
+                        // sleep's last look.
                         Slept::Timeout => last_try = true,
                         Slept::Hangup => return Err(Fail::Hangup),
                     }
@@ -243,7 +241,7 @@ impl Lane {
                 });
             };
             let bell = self.data_bell.as_fd();
-            match sleep(&self.ring, Wake::Data, bell, watch, deadline, || {
+            match sleep(&self.ring, Wake::Data, bell, watch, deadline, |_| {
                 !self.ring.is_empty()
             })
             .map_err(broken)?
@@ -333,17 +331,14 @@ impl Lane {
                     Err(PushError::Fatal(e)) => return Err(broken(e)),
                     Err(PushError::TimedOut) => return Err(Fail::TimedOut),
                 }
-                let progress = self.ring.progress();
+                let need = parts.iter().map(|p| p.len() as u64).sum();
                 match sleep(
                     &self.ring,
                     Wake::Space,
                     self.space_bell.as_fd(),
                     watch,
                     None,
-                    || {
-                        self.ring.progress() != progress
-                            && self.ring.has_room((STREAM_CHUNK + 24) as u64)
-                    },
+                    |spinning| self.ring.has_room(need, spinning),
                 )
                 .map_err(broken)?
                 {
@@ -398,7 +393,7 @@ impl Lane {
                 self.data_bell.as_fd(),
                 watch,
                 None,
-                || !self.ring.is_empty(),
+                |_| !self.ring.is_empty(),
             )
             .map_err(broken)?
             {

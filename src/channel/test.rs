@@ -131,6 +131,43 @@ fn bounded_queue_room_for_one_is_enough() {
     }
 }
 
+/// A producer held at the bound that sees one record leave while it spins
+/// (looking for a batch of room) and then nothing more takes that room at
+/// once: it never sleeps on a bell that the consumer has no reason to ring
+/// again. (It slept a whole 100 ms slice when it asked for a batch of room
+/// after registering as a sleeper: 37 puts of 40 took 100 ms.)
+#[test]
+fn bounded_queue_one_record_taken_while_spinning_is_enough() {
+    use std::sync::{Arc, Barrier};
+    let q = Queue::bounded(64).unwrap();
+    let mut slowest = Duration::ZERO;
+    for round in 0..40u32 {
+        while q.len() < 64 {
+            q.try_put(0).unwrap();
+        }
+        let start = Arc::new(Barrier::new(2));
+        let (q2, start2) = (q.clone(), Arc::clone(&start));
+        let taker = std::thread::spawn(move || {
+            start2.wait();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(20) {
+                std::hint::spin_loop();
+            }
+            q2.get().unwrap()
+        });
+        start.wait();
+        let t = Instant::now();
+        if round % 2 == 0 {
+            q.put(round).unwrap();
+        } else {
+            q.put_timeout(round, ms(500)).unwrap();
+        }
+        slowest = slowest.max(t.elapsed());
+        taker.join().unwrap();
+    }
+    assert!(slowest < ms(50), "a put waited {slowest:?} with room");
+}
+
 #[test]
 fn get_timeout_honours_deadline_and_wakes_on_put() {
     let q = Queue::<u32>::new().unwrap();

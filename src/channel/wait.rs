@@ -18,6 +18,9 @@ const SPIN_HOT: u32 = 2_000;
 /// A yield with nobody else to run returns at once. (A hot start before
 /// yielding made same-CPU round trips 2.7–5× slower, for no pool gain.)
 const YIELD_EVERY: u32 = 32;
+/// How long a producer waiting for room waits for a batch of it (see
+/// `Ring::has_room`) before it takes what there is.
+const BATCH_WAIT: Duration = Duration::from_micros(10);
 /// Most pause hints between two looks of a producer waiting for room.
 const SPACE_GAP_MAX: u32 = 16;
 /// As `SPACE_GAP_MAX`, for a consumer waiting for data (its wake-up is a
@@ -39,16 +42,23 @@ pub(crate) enum Slept {
     Hangup,
 }
 
-/// Waits until `ready()` or the deadline: spins for [`SPIN`], then sleeps in
-/// `poll` on `bell` (and `watch`, whose hang-up ends the wait), registered
-/// as a sleeper on `what` so that the other side rings the bell.
+/// Waits until `ready(..)` or the deadline: spins for [`SPIN`], then sleeps
+/// in `poll` on `bell` (and `watch`, whose hang-up ends the wait),
+/// registered as a sleeper on `what` so that the other side rings the bell.
+///
+/// `ready(true)` is asked during the first [`BATCH_WAIT`] of a producer's
+/// spin and may wait for more than it needs (a batch of room: see
+/// [`Ring::has_room`]); `ready(false)`, asked after that, once registered and at the
+/// deadline, must be exactly what the other side rings the bell for (room
+/// for one record): the bell rings once per sleep, so a sleeper that waited
+/// for more would miss a wake-up.
 pub(crate) fn sleep(
     ring: &Ring,
     what: Wake,
     bell: BorrowedFd<'_>,
     watch: Option<BorrowedFd<'_>>,
     deadline: Option<Instant>,
-    ready: impl Fn() -> bool,
+    ready: impl Fn(bool) -> bool,
 ) -> io::Result<Slept> {
     let start = Instant::now();
     let mut spins = 0u32;
@@ -56,13 +66,22 @@ pub(crate) fn sleep(
     // less often: each look takes the line away from the consumer, who
     // writes it on every record taken.
     let mut gap = 1u32;
+    // A producer waits for a batch of room for `BATCH_WAIT` at most (then
+    // for any room): a batch saves contention, not a stalled consumer's
+    // last free slot.
+    let mut batching = what == Wake::Space;
     loop {
         // The clock is read once per 32 hot turns (it is most of a turn's
-        // cost), and after every yield (which may last a time slice).
-        if (spins >= SPIN_HOT || spins.is_multiple_of(YIELD_EVERY)) && start.elapsed() >= SPIN {
-            break;
+        // cost), after every yield (which may last a time slice), and
+        // while batching.
+        if batching || spins >= SPIN_HOT || spins.is_multiple_of(YIELD_EVERY) {
+            let spent = start.elapsed();
+            if spent >= SPIN {
+                break;
+            }
+            batching = batching && spent < BATCH_WAIT;
         }
-        if ready() {
+        if ready(batching) {
             return Ok(Slept::Retry);
         }
         spins = spins.wrapping_add(1);
@@ -81,7 +100,7 @@ pub(crate) fn sleep(
     }
     ring.register(what);
     let result = (|| {
-        if ready() {
+        if ready(false) {
             return Ok(Slept::Retry);
         }
         // A passed deadline still polls once, without waiting: a peer that
@@ -119,7 +138,7 @@ pub(crate) fn sleep(
         {
             return Ok(Slept::Hangup);
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) && !ready() {
+        if deadline.is_some_and(|d| Instant::now() >= d) && !ready(false) {
             return Ok(Slept::Timeout);
         }
         Ok(Slept::Retry)

@@ -180,7 +180,7 @@ impl<T> JoinableQueue<T> {
                 self.queue.join_bell(),
                 None,
                 deadline,
-                || self.all_done(),
+                |_| self.all_done(),
             )
             .map_err(|e| Error::io("waiting for the queue's tasks", e))?;
             if slept == super::wait::Slept::Timeout {

@@ -27,15 +27,20 @@ const MIN_IN_FLIGHT: usize = 256;
 const MAX_IN_FLIGHT: usize = 1024;
 /// See [`MAX_IN_FLIGHT`].
 const IN_FLIGHT_WORK: Duration = Duration::from_millis(2);
+/// The arguments' bytes that the tasks in flight beyond `MIN_IN_FLIGHT`
+/// may hold.
+const IN_FLIGHT_BYTES: u64 = 4 << 20;
 /// The automatic chunk size never grows past this.
 const MAX_AUTO_CHUNK: usize = 1 << 14;
 
 /// Tasks an `imap` keeps in flight at least, when one task took `task_ns`
-/// (`None`: not measured yet).
-fn in_flight_tasks(task_ns: Option<u64>) -> usize {
+/// (`None`: not measured yet) and its arguments `arg_bytes` on average:
+/// beyond `MIN_IN_FLIGHT`, only as many as hold [`IN_FLIGHT_BYTES`].
+fn in_flight_tasks(task_ns: Option<u64>, arg_bytes: u64) -> usize {
     task_ns.map_or(MIN_IN_FLIGHT, |ns| {
         let fits = IN_FLIGHT_WORK.as_nanos() as u64 / ns.max(1);
-        (fits.min(MAX_IN_FLIGHT as u64) as usize).max(MIN_IN_FLIGHT)
+        let held = IN_FLIGHT_BYTES / arg_bytes.max(1);
+        (fits.min(held).min(MAX_IN_FLIGHT as u64) as usize).max(MIN_IN_FLIGHT)
     })
 }
 
@@ -55,7 +60,8 @@ pub(crate) fn submit_chunk<A: Serialize>(
 
 /// Chunks made one by one and handed to the manager in batches of
 /// [`Batch::SIZE`]: one lock of its inbox (and at most one wake-up) per
-/// batch, not per chunk. Whatever is left is sent on drop.
+/// batch, not per chunk. Whatever is left is sent on drop. Only for inputs
+/// collected in advance (`map`): an `imap` sends each chunk as it is made.
 pub(crate) struct Batch<'a> {
     shared: &'a Shared,
     cmds: Vec<Cmd>,
@@ -181,7 +187,8 @@ pub(crate) fn gather<R: DeserializeOwned>(
 /// It pulls from its input only as results are consumed (a bounded number
 /// of chunks is in flight: `8 × processes + 2` chunks, and at least 256
 /// tasks, or up to 1,024 when tasks take microseconds, as many as take
-/// about 2 ms by their measured time), so an endless input works; dropping it drops
+/// about 2 ms by their measured time and hold 4 MiB of arguments), so an
+/// endless input works; dropping it drops
 /// the chunks not yet started. The chunk size is automatic (starting at
 /// one task and growing until a chunk takes about 2 ms) unless set with
 /// [`chunksize`](Self::chunksize) before the first `next`.
@@ -201,6 +208,8 @@ pub struct Imap<'p, I: Iterator, R> {
     window: usize,
     /// The last measured run time of one task (ns).
     task_ns: Option<u64>,
+    /// The encoded arguments' bytes submitted so far.
+    arg_bytes: u64,
     chunk: usize,
     fixed_chunk: bool,
     ordered: bool,
@@ -220,6 +229,7 @@ where
         Imap {
             window: shared.processes * 8 + 2,
             task_ns: None,
+            arg_bytes: 0,
             shared,
             call: Arc::new(Call::default()),
             run,
@@ -250,8 +260,8 @@ where
         // In flight: `window` chunks, and never fewer than `MIN_IN_FLIGHT`
         // tasks (one-task chunks would otherwise leave workers waiting), or
         // for tiny tasks `IN_FLIGHT_WORK` of them up to `MAX_IN_FLIGHT`.
-        let limit = (self.window * self.chunk).max(in_flight_tasks(self.task_ns));
-        let mut batch = Batch::new(self.shared);
+        let arg_bytes = self.arg_bytes / self.submitted.max(1) as u64;
+        let limit = (self.window * self.chunk).max(in_flight_tasks(self.task_ns, arg_bytes));
         while !self.exhausted && self.submitted - self.yielded < limit {
             let items: Vec<I::Item> = self.input.by_ref().take(self.chunk).collect();
             if items.len() < self.chunk {
@@ -263,7 +273,14 @@ where
             let first = self.submitted;
             let n = items.len();
             self.submitted += n;
-            if let Err(e) = batch.submit(&self.call, self.run, first, &items) {
+            // Sent at once, not batched: pulling the next item may block,
+            // on an input that waits for this very task's effects.
+            let made = chunk_of(self.shared, &self.call, self.run, first, &items);
+            let sent = made.map(|chunk| {
+                self.arg_bytes += chunk.args.len() as u64;
+                self.shared.send(Cmd::Submit(chunk));
+            });
+            if let Err(e) = sent {
                 // Unencodable arguments: each task of the chunk fails.
                 let why = e.to_string();
                 for i in first..first + n {
@@ -401,12 +418,25 @@ mod tests {
     use super::{MAX_IN_FLIGHT, MIN_IN_FLIGHT, in_flight_tasks};
 
     #[test]
-    fn in_flight_grows_only_for_tiny_tasks() {
-        assert_eq!(in_flight_tasks(None), MIN_IN_FLIGHT, "nothing measured yet");
-        assert_eq!(in_flight_tasks(Some(0)), MAX_IN_FLIGHT);
-        assert_eq!(in_flight_tasks(Some(100)), MAX_IN_FLIGHT);
-        assert_eq!(in_flight_tasks(Some(4_000)), 500, "2 ms of 4 us tasks");
-        assert_eq!(in_flight_tasks(Some(1_000_000)), MIN_IN_FLIGHT);
-        assert_eq!(in_flight_tasks(Some(u64::MAX)), MIN_IN_FLIGHT);
+    fn in_flight_grows_only_for_tiny_tasks_with_small_arguments() {
+        let small = 8;
+        assert_eq!(
+            in_flight_tasks(None, small),
+            MIN_IN_FLIGHT,
+            "nothing measured yet"
+        );
+        assert_eq!(in_flight_tasks(Some(0), small), MAX_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(100), 0), MAX_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(100), small), MAX_IN_FLIGHT);
+        assert_eq!(
+            in_flight_tasks(Some(4_000), small),
+            500,
+            "2 ms of 4 us tasks"
+        );
+        assert_eq!(in_flight_tasks(Some(1_000_000), small), MIN_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(u64::MAX), small), MIN_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(100), 8 << 10), 512, "4 MiB of 8 KiB");
+        assert_eq!(in_flight_tasks(Some(100), 1 << 20), MIN_IN_FLIGHT);
+        assert_eq!(in_flight_tasks(Some(100), u64::MAX), MIN_IN_FLIGHT);
     }
 }

@@ -187,7 +187,11 @@ impl Pool {
                 // then cut the rest so that a chunk takes about 2 ms, with
                 // Python's size as the ceiling.
                 for (i, item) in items[..workers].iter().enumerate() {
-                    map::submit_chunk(&self.shared, &call, run, i, std::slice::from_ref(item))?;
+                    let one = std::slice::from_ref(item);
+                    if let Err(e) = map::submit_chunk(&self.shared, &call, run, i, one) {
+                        call.abandon();
+                        return Err(e);
+                    }
                 }
                 first = workers;
                 let ceiling = map::default_chunksize(total - workers, workers);
@@ -208,7 +212,11 @@ impl Pool {
         };
         let mut batch = map::Batch::new(&self.shared);
         for (n, part) in items[first..].chunks(chunk).enumerate() {
-            batch.submit(&call, run, first + n * chunk, part)?;
+            if let Err(e) = batch.submit(&call, run, first + n * chunk, part) {
+                // Nobody will read what was sent: let it be skipped.
+                call.abandon();
+                return Err(e);
+            }
         }
         drop(batch);
         Ok(MapHandle {

@@ -109,6 +109,11 @@ struct Inbox {
 /// What the callers and the manager share.
 pub(crate) struct Shared {
     inbox: Mutex<Inbox>,
+    /// The inbox holds requests: set under its lock by senders, cleared
+    /// under it by the manager, read without it (the manager then locks
+    /// the inbox only when there is something to take, and contends less
+    /// with callers sending one request after another).
+    waiting: AtomicBool,
     pub(crate) bell: OwnedFd,
     /// The manager is (about to be) asleep: ring the bell.
     pub(crate) asleep: AtomicBool,
@@ -121,6 +126,7 @@ impl Shared {
     pub(crate) fn new(processes: usize) -> Result<Shared, Error> {
         Ok(Shared {
             inbox: Mutex::new(Inbox::default()),
+            waiting: AtomicBool::new(false),
             bell: eventfd::semaphore().map_err(|e| Error::io("pool doorbell", e))?,
             asleep: AtomicBool::new(false),
             next_chunk: AtomicU64::new(1),
@@ -155,8 +161,12 @@ impl Shared {
         self.posted(inbox);
     }
 
-    /// After requests were added to `inbox`: wake the manager if it sleeps.
+    /// After requests were added to `inbox`: flag them, and wake the
+    /// manager if it sleeps.
     fn posted(&self, inbox: std::sync::MutexGuard<'_, Inbox>) {
+        // SeqCst: a Dekker pair with the manager's `asleep` store and its
+        // `has_requests` look (either it sees this, or we see it asleep).
+        self.waiting.store(true, Ordering::SeqCst);
         drop(inbox);
         if self.asleep.load(Ordering::SeqCst) {
             eventfd::ring(self.bell.as_fd());
@@ -165,12 +175,7 @@ impl Shared {
 
     /// Whether requests are waiting to be taken.
     pub(crate) fn has_requests(&self) -> bool {
-        !self
-            .inbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .cmds
-            .is_empty()
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Moves the requests sent since the last call into `into` (empty),
@@ -179,8 +184,12 @@ impl Shared {
     /// thread than the one that allocated it (see `ResultHeader`).
     pub(crate) fn take_into(&self, into: &mut Vec<Cmd>) {
         debug_assert!(into.is_empty());
+        if !self.has_requests() {
+            return;
+        }
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut inbox.cmds, into);
+        self.waiting.store(false, Ordering::SeqCst);
     }
 
     /// The manager stops: later requests are refused at once, and those
@@ -189,6 +198,7 @@ impl Shared {
         let left = {
             let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
             inbox.stopped = true;
+            self.waiting.store(false, Ordering::SeqCst);
             std::mem::take(&mut inbox.cmds)
         };
         left.into_iter().for_each(refuse);

@@ -244,9 +244,11 @@ pub(crate) fn getppid() -> i32 {
 /// Number of threads in the calling process, read from `/proc/self/status`.
 pub(crate) fn thread_count() -> io::Result<usize> {
     use std::io::Read;
-    // One read into a buffer larger than the file (about 1.5 KiB), not a
-    // `read_to_string`'s size query and growing reads: this runs on every
-    // `Fork` start.
+    // Usually one read into a buffer larger than the file (about 1.5 KiB),
+    // not a `read_to_string`'s size query and growing reads: this runs on
+    // every `Fork` start. Only whole lines count (a line cut by the buffer
+    // could read `Threads: 12` as 1); a file longer than the buffer (a
+    // `Groups:` line of hundreds of groups) is read whole.
     let mut buf = [0u8; 8192];
     let mut file = std::fs::File::open("/proc/self/status")?;
     let mut len = 0;
@@ -258,16 +260,31 @@ pub(crate) fn thread_count() -> io::Result<usize> {
             Err(e) => return Err(e),
         }
     }
-    String::from_utf8_lossy(&buf[..len])
+    match threads_in(&buf[..len]) {
+        Some(n) => Ok(n),
+        None if len == buf.len() => {
+            let all = std::fs::read("/proc/self/status")?;
+            threads_in(&all).ok_or_else(no_threads_line)
+        }
+        None => Err(no_threads_line()),
+    }
+}
+
+/// The count of the `Threads:` line among the whole lines (those ending in
+/// a newline) of `status`, if there is one.
+pub(crate) fn threads_in(status: &[u8]) -> Option<usize> {
+    let end = status.iter().rposition(|&b| b == b'\n')?;
+    String::from_utf8_lossy(&status[..end])
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no Threads: line in /proc/self/status",
-            )
-        })
+}
+
+fn no_threads_line() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no Threads: line in /proc/self/status",
+    )
 }
 
 /// Ends the calling process at once with `code`, running no destructor and

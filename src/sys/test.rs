@@ -77,6 +77,22 @@ fn thread_count_sees_this_thread() {
 }
 
 #[test]
+fn threads_line_counts_only_whole_lines() {
+    use super::threads_in;
+    assert_eq!(threads_in(b"Name:\tx\nThreads:\t12\nSigQ:\t0\n"), Some(12));
+    assert_eq!(threads_in(b"Name:\tx\nThreads:\t12\n"), Some(12));
+    // Cut by a buffer: `Threads:\t1` of `12` must not count.
+    assert_eq!(threads_in(b"Name:\tx\nThreads:\t1"), None);
+    assert_eq!(threads_in(b""), None);
+    let groups: String = (0..2000)
+        .map(|g| format!("{} ", 1_000_000_000 + g))
+        .collect();
+    let status = format!("Name:\tx\nGroups:\t{groups}\nThreads:\t3\n");
+    assert!(status.len() > 8192);
+    assert_eq!(threads_in(status.as_bytes()), Some(3));
+}
+
+#[test]
 fn abstract_sockets_bind_once_and_report_their_peer() {
     use super::socket::{accept, connect_abstract, listen_abstract, peer_credentials};
     let name = format!("multiproc.test.{}.abstract", getpid());

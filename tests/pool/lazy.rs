@@ -163,8 +163,45 @@ fn imap_slow_head_keeps_the_bound(m: StartMethod) {
     end(pool, []);
 }
 
+/// Task of `imap_feeds_its_own_input`: puts the next number on the
+/// queue its input reads (up to 10), returns its own.
+fn step((q, n): (multiproc::Queue<u32>, u32)) -> u32 {
+    if n < 10 {
+        q.put(n + 1).expect("put");
+    }
+    n
+}
+
+/// A work list: the input yields a seed, then waits on a queue that the
+/// tasks themselves fill. Each task pulled must reach a worker before the
+/// next pull, which may block for its effect. (With chunks sent to the
+/// manager in batches of 64, the seed stayed unsent while the input
+/// waited: the `imap` ended after 0, or would have hung with `get`.)
+fn imap_feeds_its_own_input(m: StartMethod) {
+    let pool = pool(m, 2);
+    let q = multiproc::Queue::<u32>::new().expect("queue");
+    let mut seeded = false;
+    let feed = q.clone();
+    let input = std::iter::from_fn(move || {
+        if !seeded {
+            seeded = true;
+            return Some((feed.clone(), 0));
+        }
+        let next = feed.get_timeout(Duration::from_secs(5)).ok()?;
+        Some((feed.clone(), next))
+    });
+    let got: Vec<u32> = pool
+        .imap(step, input.take(11))
+        .map(|r| r.expect("imap"))
+        .collect();
+    assert_eq!(got, (0..=10).collect::<Vec<u32>>());
+    drop(q);
+    end(pool, []);
+}
+
 per_method!(
     imap_pulls_a_bounded_window,
     imap_dropped_early,
     imap_slow_head_keeps_the_bound,
+    imap_feeds_its_own_input,
 );

@@ -437,34 +437,34 @@ impl Ring {
         h.prod.count.load(Ordering::Acquire).saturating_sub(got)
     }
 
-    /// Changes whenever room may have appeared (a record taken, the ring
-    /// grown): what a producer waiting for space watches.
-    pub(crate) fn progress(&self) -> u64 {
-        let h = self.h();
-        h.cons.pos.load(Ordering::Acquire) ^ h.shared.cap.load(Ordering::Relaxed).rotate_left(40)
-    }
-
-    /// Whether a producer that found the ring full should try again: an
-    /// eighth of the bound (at least one record) is free, or, unbounded, at
-    /// least `need` bytes and an eighth of the ring (approximate: read
-    /// without the locks). Waiting for a batch of room rather than for the
-    /// next record to leave keeps a fast producer and its consumer from
-    /// contending record by record (a bounded queue of 4,096 went from
-    /// ~2.5 to ~13 million messages a second). A waiter whose deadline
-    /// passes tries once more, so it never times out while there is room.
-    pub(crate) fn has_room(&self, need: u64) -> bool {
+    /// Whether a producer that found the ring full should try again to
+    /// append a record of `payload` bytes (approximate: read without the
+    /// locks). With `batch`, only once there is room for a batch: an eighth
+    /// of the bound (at least one record), or, unbounded, an eighth of the
+    /// ring. Waiting for a batch of room rather than for the next record to
+    /// leave keeps a fast producer and its consumer from contending record
+    /// by record (a bounded queue of 4,096 went from ~2.5 to ~13 million
+    /// messages a second); a waiter about to sleep asks without `batch`, as
+    /// the bell it sleeps on rings for any record taken.
+    pub(crate) fn has_room(&self, payload: u64, batch: bool) -> bool {
         let h = self.h();
         let bound = h.shared.bound.load(Ordering::Relaxed);
         if bound != u64::MAX {
-            return self.len().saturating_add((bound / 8).max(1)) <= bound;
+            let want = if batch { (bound / 8).max(1) } else { 1 };
+            return self.len().saturating_add(want) <= bound;
         }
-        let cap = h.shared.cap.load(Ordering::Relaxed);
-        let used = h
-            .prod
-            .pos
-            .load(Ordering::Relaxed)
-            .wrapping_sub(h.cons.pos.load(Ordering::Acquire));
-        cap.saturating_sub(used) >= need.max(cap / 8)
+        let Ok(cap) = self.cap() else {
+            return true; // Let the append report the corruption.
+        };
+        let tail = h.prod.pos.load(Ordering::Relaxed);
+        let used = tail.wrapping_sub(h.cons.pos.load(Ordering::Acquire));
+        // As `Producing::append` counts: a record that does not fit before
+        // the end of the area needs the rest of it too (a pad record).
+        let size = record_size(payload);
+        let to_end = cap - (tail & (cap - 1));
+        let need = if size <= to_end { size } else { to_end + size };
+        let free = cap.saturating_sub(used);
+        free >= need && (!batch || free >= cap / 8)
     }
 
     /// For a receiver in the middle of a streamed message (whose sender
