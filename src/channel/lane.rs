@@ -138,11 +138,17 @@ impl Lane {
                     if last_try {
                         return Err(Fail::TimedOut);
                     }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        // Past the deadline, whatever `has_room` says: one
+                        // more try, never a loop.
+                        last_try = true;
+                        continue;
+                    }
                     let bell = self.space_bell.as_fd();
                     // The record's payload: a carrier's is its 8-byte id.
                     let need = if carrier { 8 } else { bytes.len() as u64 };
                     match sleep(&self.ring, Wake::Space, bell, watch, deadline, |spinning| {
-                        self.ring.has_room(need, spinning)
+                        self.ring.has_room(need, spinning, true)
                     })
                     .map_err(broken)?
                     {
@@ -338,7 +344,7 @@ impl Lane {
                     self.space_bell.as_fd(),
                     watch,
                     None,
-                    |spinning| self.ring.has_room(need, spinning),
+                    |spinning| self.ring.has_room(need, spinning, false),
                 )
                 .map_err(broken)?
                 {

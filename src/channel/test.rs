@@ -168,6 +168,74 @@ fn bounded_queue_one_record_taken_while_spinning_is_enough() {
     assert!(slowest < ms(50), "a put waited {slowest:?} with room");
 }
 
+/// Two consumers asleep, two messages put at once: both are woken, though
+/// one ring of the bell woke them both and the first took its token. (The
+/// second waited out a whole 100 ms sleep slice, every time.)
+#[test]
+fn two_sleeping_consumers_are_both_woken() {
+    for _ in 0..5 {
+        let q = Queue::<u32>::new().unwrap();
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let v = q.get_timeout(Duration::from_secs(5)).unwrap();
+                    let at = Instant::now();
+                    // Busy after its message: it passes no baton later.
+                    std::thread::sleep(ms(200));
+                    (v, at)
+                })
+            })
+            .collect();
+        std::thread::sleep(ms(50)); // Both past their spin, asleep.
+        let put = Instant::now();
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        let mut got: Vec<(u32, Instant)> = takers.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [1, 2]);
+        let slowest = got.iter().map(|g| g.1 - put).max().unwrap();
+        assert!(slowest < ms(50), "a consumer was woken after {slowest:?}");
+    }
+}
+
+/// Two producers asleep at the bound of a queue of one: each record taken
+/// wakes one of them.
+#[test]
+fn two_sleeping_producers_are_both_woken() {
+    for _ in 0..5 {
+        let q = Queue::<u32>::bounded(1).unwrap();
+        q.put(0).unwrap();
+        let putters: Vec<_> = (1..3)
+            .map(|v| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    q.put_timeout(v, Duration::from_secs(5)).unwrap();
+                    Instant::now()
+                })
+            })
+            .collect();
+        std::thread::sleep(ms(50)); // Both past their spin, asleep.
+        let first = Instant::now();
+        assert_eq!(q.get().unwrap(), 0);
+        std::thread::sleep(ms(5));
+        let second = q.get_timeout(Duration::from_secs(5)).unwrap();
+        let took = Instant::now();
+        let third = q.get_timeout(Duration::from_secs(5)).unwrap();
+        let mut both = [second, third];
+        both.sort();
+        assert_eq!(both, [1, 2]);
+        let done: Vec<Instant> = putters.into_iter().map(|t| t.join().unwrap()).collect();
+        let last = done.into_iter().max().unwrap();
+        assert!(
+            last.saturating_duration_since(took) < ms(50),
+            "the second producer put {:?} after its room appeared ({:?} after the first)",
+            last.saturating_duration_since(took),
+            last - first
+        );
+    }
+}
+
 #[test]
 fn get_timeout_honours_deadline_and_wakes_on_put() {
     let q = Queue::<u32>::new().unwrap();

@@ -6,6 +6,7 @@ use super::ring::{Ring, Wake};
 use crate::sys::{self, eventfd};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// How long a waiter checks the ring before it sleeps: a peer that answers
@@ -129,8 +130,14 @@ pub(crate) fn sleep(
         if fds[0].revents & libc::POLLIN != 0 {
             // Take every token: stale ones (from a sleeper that died
             // registered) would otherwise wake us again and again. Whoever
-            // takes a message passes the baton to the next sleeper.
+            // takes a message passes the baton to the next sleeper; for
+            // that, and for the next commit or take, to ring again, re-arm
+            // the bell if others sleep on it (the ring that woke us disarmed
+            // it, and the token we took may have been theirs too).
             while eventfd::take(bell) {}
+            if ring.sleepers(what).load(Ordering::SeqCst) > 1 {
+                ring.rearm(what);
+            }
         }
         if fds
             .get(1)

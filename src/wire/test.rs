@@ -50,6 +50,26 @@ fn encode_with_small_and_large_values_keep_one_handle_each() {
     }
 }
 
+/// Shown with `Display` (`collect_str`): a full stack buffer then reports
+/// another error than "buffer full", and the value must still go through.
+struct Shown(String);
+
+impl serde::Serialize for Shown {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+#[test]
+fn encode_with_a_collected_string_across_the_stack_buffer() {
+    for pad in [0usize, 300, SMALL - 60, 2000] {
+        let value = (vec![0u8; pad], Shown("x".repeat(100)));
+        let (bytes, fds) = encode_with(&value, |b, fds| (b.to_vec(), fds)).unwrap();
+        let (v, s): (Vec<u8>, String) = decode(&bytes, fds).unwrap();
+        assert_eq!((v.len(), s.len()), (pad, 100));
+    }
+}
+
 #[test]
 fn bad_or_reused_handle_index_is_an_error_not_a_panic() {
     // Index 0 with an empty table.

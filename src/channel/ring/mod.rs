@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Instant;
 
 mod guards;
+#[cfg(test)]
+mod test;
 
 pub(crate) use guards::{Consuming, Producing};
 
@@ -439,32 +441,42 @@ impl Ring {
 
     /// Whether a producer that found the ring full should try again to
     /// append a record of `payload` bytes (approximate: read without the
-    /// locks). With `batch`, only once there is room for a batch: an eighth
-    /// of the bound (at least one record), or, unbounded, an eighth of the
-    /// ring. Waiting for a batch of room rather than for the next record to
-    /// leave keeps a fast producer and its consumer from contending record
-    /// by record (a bounded queue of 4,096 went from ~2.5 to ~13 million
-    /// messages a second); a waiter about to sleep asks without `batch`, as
-    /// the bell it sleeps on rings for any record taken.
-    pub(crate) fn has_room(&self, payload: u64, batch: bool) -> bool {
+    /// locks): the bound is not reached and the bytes fit, counted as
+    /// `Producing::append` counts them, in the ring as it may grow (`grows`:
+    /// up to the reserve) or as it is. With `batch`, only once there is room
+    /// for a batch: an eighth of the bound (at least one record), or,
+    /// unbounded, an eighth of the room. Waiting for a batch of room rather
+    /// than for the next record to leave keeps a fast producer and its
+    /// consumer from contending record by record (a bounded queue of 4,096
+    /// went from ~2.5 to ~11 million messages a second); a waiter about to
+    /// sleep asks without `batch`, as the bell it sleeps on rings for any
+    /// record taken.
+    pub(crate) fn has_room(&self, payload: u64, batch: bool, grows: bool) -> bool {
         let h = self.h();
-        let bound = h.shared.bound.load(Ordering::Relaxed);
-        if bound != u64::MAX {
-            let want = if batch { (bound / 8).max(1) } else { 1 };
-            return self.len().saturating_add(want) <= bound;
-        }
         let Ok(cap) = self.cap() else {
             return true; // Let the append report the corruption.
         };
+        let bound = h.shared.bound.load(Ordering::Relaxed);
+        if bound != u64::MAX {
+            let want = if batch { (bound / 8).max(1) } else { 1 };
+            if self.len().saturating_add(want) > bound {
+                return false;
+            }
+        }
+        let limit = if grows {
+            h.shared.reserve.load(Ordering::Relaxed)
+        } else {
+            cap
+        };
         let tail = h.prod.pos.load(Ordering::Relaxed);
         let used = tail.wrapping_sub(h.cons.pos.load(Ordering::Acquire));
-        // As `Producing::append` counts: a record that does not fit before
-        // the end of the area needs the rest of it too (a pad record).
+        // A record that does not fit before the end of the area needs the
+        // rest of it too (a pad record); growing keeps that need.
         let size = record_size(payload);
         let to_end = cap - (tail & (cap - 1));
         let need = if size <= to_end { size } else { to_end + size };
-        let free = cap.saturating_sub(used);
-        free >= need && (!batch || free >= cap / 8)
+        let free = limit.saturating_sub(used);
+        free >= need && (!batch || bound != u64::MAX || free >= limit / 8)
     }
 
     /// For a receiver in the middle of a streamed message (whose sender
@@ -522,6 +534,12 @@ impl Ring {
     /// [`Ring::unregister`].
     pub(crate) fn register(&self, what: Wake) {
         self.sleepers(what).fetch_add(1, Ordering::SeqCst);
+        self.armed(what).store(1, Ordering::SeqCst);
+    }
+
+    /// Arms `what`'s bell again (see [`Ring::should_ring`]): for a woken
+    /// sleeper that took the tokens while others still sleep.
+    pub(crate) fn rearm(&self, what: Wake) {
         self.armed(what).store(1, Ordering::SeqCst);
     }
 
