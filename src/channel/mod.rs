@@ -2,8 +2,10 @@
 //! queues ([`Queue`], [`SimpleQueue`], [`JoinableQueue`]).
 //!
 //! Both are built on one shared-memory ring (`ring/`; design notes in
-//! `channel/README.md`): messages are encoded with serde straight into a
-//! memfd mapping shared by every process that holds the channel, under a
+//! `channel/README.md`): messages are encoded with serde (on the stack when
+//! they take at most 512 bytes; a larger value may see its `Serialize` run
+//! twice, the first pass abandoned at 512 bytes) and copied into a memfd
+//! mapping shared by every process that holds the channel, under a
 //! robust process-shared lock per side, and a waiting process spins briefly
 //! and then sleeps in `poll` on an eventfd doorbell that the other side
 //! rings only when someone sleeps. A message that carries OS handles, or is
