@@ -7,7 +7,7 @@ use super::task::RunSpec;
 use crate::error::Error;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -213,7 +213,9 @@ pub struct Imap<'p, I: Iterator, R> {
     chunk: usize,
     fixed_chunk: bool,
     ordered: bool,
-    ahead: BTreeMap<usize, Result<R, Error>>,
+    /// Results received before their turn: slot `k` holds task
+    /// `next_out + k` (bounded, as what is in flight is).
+    ahead: VecDeque<Option<Result<R, Error>>>,
     ready: VecDeque<Result<R, Error>>,
     next_out: usize,
     _r: PhantomData<fn() -> R>,
@@ -241,7 +243,7 @@ where
             chunk: 1,
             fixed_chunk: false,
             ordered,
-            ahead: BTreeMap::new(),
+            ahead: VecDeque::new(),
             ready: VecDeque::new(),
             next_out: 0,
             _r: PhantomData,
@@ -314,13 +316,18 @@ where
                 self.tune(*count, *busy_ns);
             }
             let (ordered, ahead, ready) = (self.ordered, &mut self.ahead, &mut self.ready);
+            let (next_out, submitted) = (self.next_out, self.submitted);
             let mut n = 0;
             a.each::<R>(|i, r| {
                 n += 1;
-                if ordered {
-                    ahead.insert(i, r);
-                } else {
+                if !ordered {
                     ready.push_back(r);
+                } else if (next_out..submitted).contains(&i) {
+                    let k = i - next_out;
+                    if ahead.len() <= k {
+                        ahead.resize_with(k + 1, || None);
+                    }
+                    ahead[k] = Some(r);
                 }
             });
             self.received += n;
@@ -339,7 +346,8 @@ where
     fn next(&mut self) -> Option<Result<R, Error>> {
         loop {
             if self.ordered {
-                if let Some(r) = self.ahead.remove(&self.next_out) {
+                if let Some(Some(_)) = self.ahead.front() {
+                    let r = self.ahead.pop_front().flatten()?;
                     self.next_out += 1;
                     self.yielded += 1;
                     return Some(r);
