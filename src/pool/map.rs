@@ -107,9 +107,11 @@ fn chunk_of<A: Serialize>(
     first: usize,
     items: &[A],
 ) -> Result<Chunk, Error> {
-    let (mut args, fds) = crate::wire::encode(items)?;
     // The results come back in this buffer: room for small ones saves the
-    // manager a reallocation of our memory.
+    // manager a reallocation of our memory. One allocation when small
+    // arguments take about their in-memory size.
+    let guess = (8 + std::mem::size_of_val(items)).min(4096) + RESULT_ROOM;
+    let (mut args, fds) = crate::wire::encode_into(items, Vec::with_capacity(guess))?;
     args.reserve(RESULT_ROOM);
     Ok(Chunk {
         id: shared.next_id(),

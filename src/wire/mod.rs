@@ -135,11 +135,20 @@ fn with_table<T: 'static, R>(
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(Vec<u8>, Vec<OwnedFd>), WireError> {
+    encode_into(value, Vec::new())
+}
+
+/// As [`encode`], appending to `buf` (whose spare room is kept: a caller
+/// that knows about how large the bytes will be allocates once).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buf: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), WireError> {
     let mut fds = Vec::new();
     // SAFETY: `fds` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&ENCODE_TABLE, &mut fds) };
     take_handle_error();
-    let bytes = postcard::to_allocvec(value).map_err(codec_error);
+    let bytes = postcard::to_extend(value, buf).map_err(codec_error);
     drop(guard);
     Ok((bytes?, fds))
 }
