@@ -29,6 +29,8 @@ pub(crate) enum Arrival {
         /// The outcome table and the outcomes (see `ResultHeader`).
         body: Vec<u8>,
         fds: Vec<OwnedFd>,
+        /// The outcomes are bare results (see `task::Encoded`).
+        plain: bool,
     },
     /// One task failed without a result (its worker died, it timed out,
     /// it was cancelled, its chunk could not run).
@@ -45,9 +47,12 @@ impl Arrival {
                 pid,
                 body,
                 fds,
+                plain,
                 ..
             } => match split_outcomes(&body) {
-                Ok((ends, outcomes)) => decode_outcomes(first, pid, outcomes, &ends, fds, each),
+                Ok((ends, outcomes)) => {
+                    decode_outcomes(first, pid, outcomes, &ends, fds, plain, each)
+                }
                 // The manager checked the count: this is a corrupt table.
                 Err(why) => (first..first + count)
                     .for_each(|i| each(i, Err(Error::new(Kind::Decode(why.clone())).in_task(i)))),

@@ -281,9 +281,9 @@ fn run_message(
         })
     };
     progress.set(IDLE, 0);
-    let (body, fds, ends, failed) = match ran {
-        Ok((body, fds, ends)) => (body, fds, ends, None),
-        Err(why) => (Vec::new(), Vec::new(), Vec::new(), Some(why)),
+    let (body, fds, ends, plain, failed) = match ran {
+        Ok(e) => (e.bytes, e.fds, e.ends, e.plain, None),
+        Err(why) => (Vec::new(), Vec::new(), Vec::new(), false, Some(why)),
     };
     let ok = failed.is_none();
     let head = ResultHeader {
@@ -292,6 +292,7 @@ fn run_message(
         pid,
         busy_ns: started.elapsed().as_nanos() as u64,
         failed,
+        plain,
     };
     let Ok(mut msg) = postcard::to_allocvec(&head) else {
         return false;

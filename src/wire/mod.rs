@@ -282,6 +282,19 @@ pub(crate) fn encode_each<T: Serialize>(
     items: &[T],
     fallback: impl Fn(String) -> T,
 ) -> Result<EncodedEach, WireError> {
+    encode_each_or(items, Some(&fallback))
+}
+
+/// As [`encode_each`], with no fallback: the first item that cannot be
+/// encoded fails the whole.
+pub(crate) fn encode_each_strict<T: Serialize>(items: &[T]) -> Result<EncodedEach, WireError> {
+    encode_each_or(items, None)
+}
+
+fn encode_each_or<T: Serialize>(
+    items: &[T],
+    fallback: Option<&dyn Fn(String) -> T>,
+) -> Result<EncodedEach, WireError> {
     let mut fds = Vec::new();
     let mut bytes = Vec::with_capacity(items.len() * (size_of::<T>() + 2));
     let mut ends = Vec::with_capacity(items.len());
@@ -298,6 +311,10 @@ pub(crate) fn encode_each<T: Serialize>(
             with_table(&ENCODE_TABLE, |t| Ok(t.len())).unwrap_or(0),
         );
         if let Err(e) = postcard::to_io(item, &mut bytes) {
+            let Some(fallback) = fallback else {
+                failure = Some(codec_error(e));
+                break;
+            };
             let why = codec_error(e).to_string();
             bytes.truncate(mark);
             let _ = with_table(&ENCODE_TABLE, |t| {
@@ -315,6 +332,37 @@ pub(crate) fn encode_each<T: Serialize>(
     match failure {
         Some(e) => Err(e),
         None => Ok((bytes, fds, ends)),
+    }
+}
+
+/// Decodes `count` values of `T` written back to back by
+/// [`encode_each`] (carrying no handles), in one pass: far cheaper than one
+/// by one. `None` if any of them fails or bytes are left over: the caller
+/// then decodes them one by one, so that a bad one spoils only itself.
+pub(crate) fn decode_run<T: DeserializeOwned>(bytes: &[u8], count: usize) -> Option<Vec<T>> {
+    let mut table: Vec<Option<OwnedFd>> = Vec::new();
+    // SAFETY: `table` outlives the guard and is not used until it is dropped.
+    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
+    take_handle_error();
+    let mut de = postcard::Deserializer::from_bytes(bytes);
+    // Every value takes at least a byte: `count` cannot ask for more room
+    // than the bytes justify.
+    let mut out = Vec::with_capacity(count.min(bytes.len()));
+    let mut ok = true;
+    for _ in 0..count {
+        match <T as serde::Deserialize>::deserialize(&mut de) {
+            Ok(v) => out.push(v),
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    drop(guard);
+    take_handle_error();
+    match de.finalize() {
+        Ok([]) if ok => Some(out),
+        _ => None,
     }
 }
 

@@ -70,6 +70,29 @@ fn encode_with_a_collected_string_across_the_stack_buffer() {
     }
 }
 
+/// One pass over values written back to back: all of them, or `None`
+/// (then the caller decodes them one by one).
+#[test]
+fn decode_run_takes_all_or_none() {
+    let (bytes, fds, ends) = encode_each_strict(&[1u32, 300, 70_000]).unwrap();
+    assert!(fds.is_empty());
+    assert_eq!(ends.len(), 3);
+    assert_eq!(decode_run::<u32>(&bytes, 3), Some(vec![1, 300, 70_000]));
+    assert_eq!(decode_run::<u32>(&bytes, 2), None, "bytes left over");
+    assert_eq!(decode_run::<u32>(&bytes, 4), None, "too few bytes");
+    assert_eq!(decode_run::<bool>(&[1, 7], 2), None, "a bad value");
+    assert_eq!(
+        decode_run::<u8>(&[], usize::MAX),
+        None,
+        "a count the bytes cannot hold"
+    );
+    assert_eq!(
+        decode_run::<Fd>(&[0], 1).map(|v| v.len()),
+        None,
+        "a handle with no table"
+    );
+}
+
 #[test]
 fn bad_or_reused_handle_index_is_an_error_not_a_panic() {
     // Index 0 with an empty table.

@@ -391,6 +391,7 @@ impl Manager {
                     busy_ns: head.busy_ns,
                     body,
                     fds,
+                    plain: head.plain,
                 });
                 chunk.answered();
             }
