@@ -270,6 +270,30 @@ pub(crate) fn remember_error(msg: String) -> String {
     note_handle_error(msg)
 }
 
+/// A postcard flavor appending to a borrowed vector: unlike `to_io` on a
+/// `Vec` (a `write_all`, hence a `memmove` call, per byte: half a pool
+/// worker's time on a chunk of small results), a push per byte; unlike
+/// `to_extend`, the vector stays the caller's when encoding fails.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// What [`encode_each`] produces: the items' bytes back to back, their
 /// handles, and where each item ends.
 pub(crate) type EncodedEach = (Vec<u8>, Vec<OwnedFd>, Vec<u32>);
@@ -310,7 +334,7 @@ fn encode_each_or<T: Serialize>(
             bytes.len(),
             with_table(&ENCODE_TABLE, |t| Ok(t.len())).unwrap_or(0),
         );
-        if let Err(e) = postcard::to_io(item, &mut bytes) {
+        if let Err(e) = postcard::serialize_with_flavor(item, Append(&mut bytes)) {
             let Some(fallback) = fallback else {
                 failure = Some(codec_error(e));
                 break;
@@ -321,7 +345,7 @@ fn encode_each_or<T: Serialize>(
                 t.truncate(table_mark);
                 Ok(())
             });
-            if let Err(e) = postcard::to_io(&fallback(why), &mut bytes) {
+            if let Err(e) = postcard::serialize_with_flavor(&fallback(why), Append(&mut bytes)) {
                 failure = Some(codec_error(e));
                 break;
             }
