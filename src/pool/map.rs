@@ -108,9 +108,9 @@ fn chunk_of<A: Serialize>(
     items: &[A],
 ) -> Result<Chunk, Error> {
     // The results come back in this buffer: room for small ones saves the
-    // manager a reallocation of our memory. One allocation when small
-    // arguments take about their in-memory size.
-    let guess = (8 + std::mem::size_of_val(items)).min(4096) + RESULT_ROOM;
+    // manager a reallocation of our memory. One allocation (up to 1 MiB)
+    // when the arguments take about their in-memory size or less.
+    let guess = (8 + std::mem::size_of_val(items)).min(1 << 20) + RESULT_ROOM;
     let (mut args, fds) = crate::wire::encode_into(items, Vec::with_capacity(guess))?;
     args.reserve(RESULT_ROOM);
     Ok(Chunk {

@@ -251,38 +251,44 @@ fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
     }
     let args: Vec<A> =
         wire::decode(args, fds).map_err(|e| format!("cannot decode the arguments: {e}"))?;
-    let outcomes: Vec<ItemOutcome<R>> = args
-        .into_iter()
-        .enumerate()
-        .map(|(pos, arg)| {
-            if skip.contains(&(pos as u32)) {
-                return ItemOutcome::Skipped;
-            }
+    // While every task returns, bare results (sent `plain`); from the first
+    // that does not, an outcome per task.
+    let mut values: Vec<R> = Vec::with_capacity(args.len());
+    let mut outcomes: Option<Vec<ItemOutcome<R>>> = None;
+    for (pos, arg) in args.into_iter().enumerate() {
+        let outcome = if skip.contains(&(pos as u32)) {
+            ItemOutcome::Skipped
+        } else {
             before(pos as u32);
             // SAFETY: the signature hash matched: `function` is the
             // function this caller kind was chosen for.
             run_caught(|| unsafe { C::call(function, arg) })
-        })
-        .collect();
-    let outcomes = if outcomes.iter().all(|o| matches!(o, ItemOutcome::Done(_))) {
-        let values: Vec<R> = outcomes
-            .into_iter()
-            .filter_map(|o| match o {
-                ItemOutcome::Done(v) => Some(v),
-                _ => None,
-            })
-            .collect();
-        if let Ok((bytes, fds, ends)) = wire::encode_each_strict(&values) {
-            return Ok(Encoded {
-                bytes,
-                fds,
-                ends,
-                plain: true,
-            });
+        };
+        match (&mut outcomes, outcome) {
+            (None, ItemOutcome::Done(v)) => values.push(v),
+            (None, other) => {
+                let mut all: Vec<ItemOutcome<R>> = Vec::with_capacity(values.capacity());
+                all.extend(values.drain(..).map(ItemOutcome::Done));
+                all.push(other);
+                outcomes = Some(all);
+            }
+            (Some(all), outcome) => all.push(outcome),
         }
-        values.into_iter().map(ItemOutcome::Done).collect()
-    } else {
-        outcomes
+    }
+    let outcomes = match outcomes {
+        Some(all) => all,
+        None => match wire::encode_each_strict(&values) {
+            Ok((bytes, fds, ends)) => {
+                return Ok(Encoded {
+                    bytes,
+                    fds,
+                    ends,
+                    plain: true,
+                });
+            }
+            // A result that cannot be encoded: one by one, below.
+            Err(_) => values.into_iter().map(ItemOutcome::Done).collect(),
+        },
     };
     // A result that cannot be encoded fails alone.
     let (bytes, fds, ends) = wire::encode_each(&outcomes, |why| {
