@@ -112,6 +112,11 @@ fn chunk_of<A: Serialize>(
     // when the arguments take about their in-memory size or less.
     let guess = (8 + std::mem::size_of_val(items)).min(1 << 20) + RESULT_ROOM;
     let (mut args, fds) = crate::wire::encode_into(items, Vec::with_capacity(guess))?;
+    if args.capacity() > 2 * (args.len() + RESULT_ROOM) {
+        // Far smaller encoded than in memory (small integers, `None`s):
+        // what stays in flight is what was encoded.
+        args.shrink_to(args.len() + RESULT_ROOM);
+    }
     args.reserve(RESULT_ROOM);
     Ok(Chunk {
         id: shared.next_id(),

@@ -332,7 +332,7 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
 ) {
     if plain {
         if fds.is_empty() {
-            if let Some(values) = wire::decode_run::<R>(body, ends.len()) {
+            if let Some(values) = wire::decode_run::<R>(body, ends) {
                 for (pos, v) in values.into_iter().enumerate() {
                     each(first + pos, Ok(v));
                 }

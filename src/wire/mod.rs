@@ -167,7 +167,7 @@ const SMALL: usize = 512;
 thread_local! {
     /// This thread's last message did not fit in [`SMALL`] bytes: the next
     /// one goes straight to the vector.
-    static LAST_LARGE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LAST_LARGE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Encodes `value` and hands the bytes and the collected handles to `f`,
@@ -181,7 +181,7 @@ pub(crate) fn encode_with<T: Serialize + ?Sized, R>(
     value: &T,
     f: impl FnOnce(&[u8], Vec<OwnedFd>) -> R,
 ) -> Result<R, WireError> {
-    if !LAST_LARGE.try_with(std::cell::Cell::get).unwrap_or(false) {
+    if !LAST_LARGE.try_with(Cell::get).unwrap_or(false) {
         let mut small = [0u8; SMALL];
         let mut fds = Vec::new();
         // SAFETY: `fds` outlives the guard and is not used until it is dropped.
@@ -359,35 +359,65 @@ fn encode_each_or<T: Serialize>(
     }
 }
 
-/// Decodes `count` values of `T` written back to back by
-/// [`encode_each`] (carrying no handles), in one pass: far cheaper than one
-/// by one. `None` if any of them fails or bytes are left over: the caller
-/// then decodes them one by one, so that a bad one spoils only itself.
-pub(crate) fn decode_run<T: DeserializeOwned>(bytes: &[u8], count: usize) -> Option<Vec<T>> {
+/// A postcard source over a slice that tells how far it has read, so that
+/// [`decode_run`] can check each value's end against the outcome table.
+struct Tracked<'de> {
+    bytes: &'de [u8],
+    at: &'de Cell<usize>,
+}
+
+impl<'de> postcard::de_flavors::Flavor<'de> for Tracked<'de> {
+    type Remainder = ();
+    type Source = &'de [u8];
+
+    fn pop(&mut self) -> postcard::Result<u8> {
+        let at = self.at.get();
+        let byte = *self
+            .bytes
+            .get(at)
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+        self.at.set(at + 1);
+        Ok(byte)
+    }
+
+    fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
+        let at = self.at.get();
+        let taken = at
+            .checked_add(ct)
+            .and_then(|end| self.bytes.get(at..end))
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+        self.at.set(at + ct);
+        Ok(taken)
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decodes the values of `T` written back to back by [`encode_each`]
+/// (carrying no handles) that end at `ends`, in one pass: far cheaper than
+/// one by one. `None` if any of them fails, or does not end where the table
+/// says: the caller then decodes them one by one, so that a bad one spoils
+/// only itself (a value read past its end, even into a neighbour that then
+/// decodes, is caught here).
+pub(crate) fn decode_run<T: DeserializeOwned>(bytes: &[u8], ends: &[u32]) -> Option<Vec<T>> {
     let mut table: Vec<Option<OwnedFd>> = Vec::new();
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     take_handle_error();
-    let mut de = postcard::Deserializer::from_bytes(bytes);
-    // Every value takes at least a byte: `count` cannot ask for more room
-    // than the bytes justify.
-    let mut out = Vec::with_capacity(count.min(bytes.len()));
-    let mut ok = true;
-    for _ in 0..count {
+    let at = Cell::new(0usize);
+    let mut de = postcard::Deserializer::from_flavor(Tracked { bytes, at: &at });
+    let mut out = Vec::with_capacity(ends.len());
+    for &end in ends {
         match <T as serde::Deserialize>::deserialize(&mut de) {
-            Ok(v) => out.push(v),
-            Err(_) => {
-                ok = false;
-                break;
-            }
+            Ok(v) if at.get() == end as usize => out.push(v),
+            _ => break,
         }
     }
     drop(guard);
     take_handle_error();
-    match de.finalize() {
-        Ok([]) if ok => Some(out),
-        _ => None,
-    }
+    (out.len() == ends.len() && at.get() == bytes.len()).then_some(out)
 }
 
 /// Decodes what [`encode_each`] wrote, handing each item's result to

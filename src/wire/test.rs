@@ -70,27 +70,53 @@ fn encode_with_a_collected_string_across_the_stack_buffer() {
     }
 }
 
-/// One pass over values written back to back: all of them, or `None`
-/// (then the caller decodes them one by one).
+/// One pass over values written back to back: all of them, each ending
+/// where the table says, or `None` (then the caller decodes them one by
+/// one).
 #[test]
 fn decode_run_takes_all_or_none() {
     let (bytes, fds, ends) = encode_each_strict(&[1u32, 300, 70_000]).unwrap();
     assert!(fds.is_empty());
-    assert_eq!(ends.len(), 3);
-    assert_eq!(decode_run::<u32>(&bytes, 3), Some(vec![1, 300, 70_000]));
-    assert_eq!(decode_run::<u32>(&bytes, 2), None, "bytes left over");
-    assert_eq!(decode_run::<u32>(&bytes, 4), None, "too few bytes");
-    assert_eq!(decode_run::<bool>(&[1, 7], 2), None, "a bad value");
+    assert_eq!(ends, [1, 3, 6]);
+    assert_eq!(decode_run::<u32>(&bytes, &ends), Some(vec![1, 300, 70_000]));
     assert_eq!(
-        decode_run::<u8>(&[], usize::MAX),
+        decode_run::<u32>(&bytes, &ends[..2]),
         None,
-        "a count the bytes cannot hold"
+        "bytes left over"
     );
     assert_eq!(
-        decode_run::<Fd>(&[0], 1).map(|v| v.len()),
+        decode_run::<u32>(&bytes, &[1, 3, 6, 7]),
+        None,
+        "too few bytes"
+    );
+    assert_eq!(
+        decode_run::<u32>(&bytes, &[1, 4, 6]),
+        None,
+        "an end elsewhere"
+    );
+    assert_eq!(decode_run::<bool>(&[1, 7], &[1, 2]), None, "a bad value");
+    assert_eq!(decode_run::<()>(&[], &[0, 0, 0]), Some(vec![(), (), ()]));
+    assert_eq!(
+        decode_run::<Fd>(&[0], &[1]).map(|v| v.len()),
         None,
         "a handle with no table"
     );
+}
+
+/// A value that reads past its end into its neighbour, which then decodes
+/// too (the shifts cancel out): caught by the ends, not handed to a task.
+#[test]
+fn decode_run_checks_each_end() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Shifty {
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        a: Option<u8>,
+        #[serde(skip_deserializing)]
+        b: u8,
+    }
+    let items = [Shifty { a: Some(5), b: 1 }, Shifty { a: None, b: 9 }];
+    let (bytes, _, ends) = encode_each_strict(&items).unwrap();
+    assert_eq!(decode_run::<Shifty>(&bytes, &ends), None);
 }
 
 #[test]

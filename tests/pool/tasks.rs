@@ -240,14 +240,13 @@ fn undecodable_results(m: StartMethod) {
 /// results were fine ("cannot decode data from another process: 13 cannot
 /// be received" for each).
 ///
-/// Cause: a worker encodes a chunk's outcomes as one postcard
-/// `Vec<ItemOutcome<R>>` and `decode_outcomes` decodes it in one go; when
-/// one `R` fails to deserialize, nothing after it can be located (postcard
-/// has no item lengths), and the code fails the whole chunk. Encoding each
-/// outcome as its own length-prefixed blob (a `Vec<Vec<u8>>`, handles
-/// indexed per item) would let the parent fail the one bad item. Worker-side
-/// encode failures are already isolated per item (`run_chunk` re-encodes
-/// one by one), which `undecodable_results` checks.
+/// Cause then: a chunk's outcomes were decoded in one go, and after an `R`
+/// that failed nothing could be located. Now each outcome's end is in a
+/// table; a chunk whose tasks all returned is still decoded in one pass
+/// (`wire::decode_run`, which checks every end), and when that fails, as
+/// here, item by item: this test guards that fallback. Worker-side encode
+/// failures are isolated per item too (`run_chunk` re-encodes one by one),
+/// which `undecodable_results` checks.
 fn undecodable_result_fails_only_its_task_in_a_chunk(m: StartMethod) {
     let pool = pool(m, 2);
     let results: Vec<Result<u64, Error>> = pool
@@ -259,7 +258,101 @@ fn undecodable_result_fails_only_its_task_in_a_chunk(m: StartMethod) {
     end(pool, []);
 }
 
+// ------------------------------------------------------ results with handles
+
+/// A pipe's read end holding `x` as text.
+fn fd_with(x: u64) -> multiproc::Fd {
+    use std::io::Write;
+    let (r, mut w) = std::io::pipe().expect("pipe");
+    write!(w, "{x}").expect("write");
+    drop(w);
+    multiproc::Fd::new(r)
+}
+
+fn read_fd(f: multiproc::Fd) -> u64 {
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::from(f).read_to_string(&mut s).expect("read");
+    s.parse().expect("a number")
+}
+
+fn fd_unsendable(x: u64) -> (multiproc::Fd, Unsendable) {
+    (fd_with(x), Unsendable(x))
+}
+
+fn fd_picky(x: u64) -> (multiproc::Fd, Picky) {
+    (fd_with(x), Picky(x))
+}
+
+fn picky_fd(x: u64) -> (Picky, multiproc::Fd) {
+    (Picky(x), fd_with(x))
+}
+
+fn picky_panic(x: u64) -> Picky {
+    if x == 12 {
+        panic!("12 panics");
+    }
+    Picky(x)
+}
+
+fn opt_fd(x: u64) -> (Option<multiproc::Fd>, u64) {
+    ((x % 7 == 3).then(|| fd_with(x)), x)
+}
+
+fn only_bad(results: Vec<Result<(u64, u64), Error>>, bad: &[usize], what: &str) {
+    assert_eq!(results.len(), 20, "{what}");
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Err(e) if bad.contains(&i) => assert_eq!(e.task_index(), Some(i), "{what}: {e}"),
+            Ok(pair) if !bad.contains(&i) => {
+                assert_eq!(pair, (i as u64, i as u64), "{what}: task {i}")
+            }
+            other => panic!("{what}: task {i}: {other:?}"),
+        }
+    }
+}
+
+/// Results that carry handles, with a bad result (unencodable, undecodable,
+/// a panic) beside them in one chunk, or handles in some results only:
+/// every handle reaches its own task, the bad one fails alone, whatever the
+/// chunk size (a chunk whose tasks all returned travels as bare results,
+/// decoded in one pass when it has no handles, else item by item).
+fn results_with_handles_keep_to_their_tasks(m: StartMethod) {
+    let pool = pool(m, 2);
+    let before = worker_pids(&pool);
+    for n in [1usize, 5, 20] {
+        let got = pool.imap(fd_unsendable, 0..20).chunksize(n);
+        let got = got.map(|r| r.map(|(f, u)| (read_fd(f), u.0))).collect();
+        only_bad(got, &[13], &format!("fd then unencodable, chunks of {n}"));
+        let got = pool.imap(fd_picky, 0..20).chunksize(n);
+        let got = got.map(|r| r.map(|(f, p)| (read_fd(f), p.0))).collect();
+        only_bad(got, &[13], &format!("fd then undecodable, chunks of {n}"));
+        let got = pool.imap(picky_fd, 0..20).chunksize(n);
+        let got = got.map(|r| r.map(|(p, f)| (read_fd(f), p.0))).collect();
+        only_bad(got, &[13], &format!("undecodable then fd, chunks of {n}"));
+        let got = pool.imap(picky_panic, 0..20).chunksize(n);
+        let got = got.map(|r| r.map(|p| (p.0, p.0))).collect();
+        only_bad(
+            got,
+            &[12, 13],
+            &format!("a panic and an undecodable, chunks of {n}"),
+        );
+        let got = pool.imap(opt_fd, 0..20).chunksize(n);
+        let got = got
+            .map(|r| r.map(|(f, x)| (f.map_or(x, read_fd), x)))
+            .collect();
+        only_bad(got, &[], &format!("some handles, chunks of {n}"));
+        let e = pool
+            .map_chunked(fd_picky, 0..20, n)
+            .expect_err("an undecodable result was decoded");
+        assert_eq!(e.failures().len(), 1, "{e}");
+        assert_eq!(e.failures()[0].task_index(), Some(13), "{e}");
+    }
+    end(pool, before);
+}
+
 per_method!(
+    results_with_handles_keep_to_their_tasks,
     panic_keeps_the_worker,
     timeout_kills_only_its_worker,
     undecodable_results,
