@@ -1,7 +1,10 @@
 //! The two locked views of a ring: [`Producing`] appends records,
 //! [`Consuming`] takes them.
 
-use super::{CARRIER, Held, PAD, PushError, RECORD_HEADER, Ring, SHRINK_AT, corrupt, record_size};
+use super::{
+    CARRIER, Held, PAD, PushError, RECORD_HEADER, Ring, SHRINK_AT, corrupt, record_size,
+    room_needed,
+};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -43,8 +46,7 @@ impl Producing<'_> {
             let cap = this.cap().map_err(PushError::Fatal)?;
             let tail = h.prod.pos.load(Ordering::Relaxed);
             let offset = tail & (cap - 1);
-            let to_end = cap - offset;
-            let need = if size <= to_end { size } else { to_end + size };
+            let need = room_needed(tail, cap, size);
             let used = |head: u64| tail.wrapping_sub(head);
             let mut head = h.prod.seen.load(Ordering::Relaxed);
             if used(head) + need > cap {

@@ -411,6 +411,20 @@ impl Manager {
         if self.pending.is_empty() {
             return;
         }
+        // Rounds below the shallowest worker's queue would hand out nothing
+        // (and with every queue full, nothing at all: the common case while
+        // busy, so it costs no more than this look).
+        let shallowest = self
+            .workers
+            .iter()
+            .flatten()
+            .filter(|w| !w.retiring)
+            .map(|w| w.inflight.len())
+            .min()
+            .unwrap_or(PREFETCH_MAX);
+        if shallowest >= PREFETCH_MAX {
+            return;
+        }
         // Per worker, the argument bytes it has queued; and the depth for
         // the front chunk's function (both looked up once, not per step).
         let mut queued: Vec<usize> = self
@@ -422,15 +436,6 @@ impl Manager {
             })
             .collect();
         let mut depth_of: Option<(i64, usize)> = None;
-        // Rounds below the shallowest worker's queue would hand out nothing.
-        let shallowest = self
-            .workers
-            .iter()
-            .flatten()
-            .filter(|w| !w.retiring)
-            .map(|w| w.inflight.len())
-            .min()
-            .unwrap_or(PREFETCH_MAX);
         for depth in shallowest + 1..=PREFETCH_MAX {
             for (slot, queued) in queued.iter_mut().enumerate() {
                 let Some(front) = self.pending.front() else {
