@@ -1,10 +1,7 @@
 //! The two locked views of a ring: [`Producing`] appends records,
 //! [`Consuming`] takes them.
 
-use super::{
-    CARRIER, Held, PAD, PushError, RECORD_HEADER, Ring, SHRINK_AT, corrupt, record_size,
-    room_needed,
-};
+use super::{CARRIER, Held, PAD, PushError, RECORD_HEADER, Ring, SHRINK_AT, corrupt, record_size};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -46,7 +43,8 @@ impl Producing<'_> {
             let cap = this.cap().map_err(PushError::Fatal)?;
             let tail = h.prod.pos.load(Ordering::Relaxed);
             let offset = tail & (cap - 1);
-            let need = room_needed(tail, cap, size);
+            let to_end = cap - offset;
+            let need = if size <= to_end { size } else { to_end + size };
             let used = |head: u64| tail.wrapping_sub(head);
             let mut head = h.prod.seen.load(Ordering::Relaxed);
             if used(head) + need > cap {
