@@ -1,6 +1,7 @@
 //! Cutting inputs into chunks and gathering results: what `map`, `imap`,
 //! `imap_unordered` and `map_async` share.
 
+use super::gather::gather;
 use super::handle::{Arrival, Call};
 use super::shared::{Chunk, Cmd, Shared};
 use super::task::RunSpec;
@@ -65,15 +66,24 @@ pub(crate) fn submit_chunk<A: Serialize>(
 pub(crate) struct Batch<'a> {
     shared: &'a Shared,
     cmds: Vec<Cmd>,
+    /// The arguments' bytes in `cmds`.
+    bytes: usize,
 }
 
 impl<'a> Batch<'a> {
+    /// Chunks in a batch at most.
     const SIZE: usize = 64;
+    /// A batch holding this many bytes of arguments goes at once: large
+    /// chunks are worth a lock each, and the workers are not to wait while
+    /// the caller encodes 64 of them (for a million tiny tasks cut in 50
+    /// chunks, the whole input was encoded before any worker started).
+    const BYTES: usize = 32 << 10;
 
     pub(crate) fn new(shared: &'a Shared) -> Self {
         Batch {
             shared,
             cmds: Vec::new(),
+            bytes: 0,
         }
     }
 
@@ -86,9 +96,11 @@ impl<'a> Batch<'a> {
         items: &[A],
     ) -> Result<(), Error> {
         let chunk = chunk_of(self.shared, call, run, first, items)?;
+        self.bytes += chunk.args.len();
         self.cmds.push(Cmd::Submit(chunk));
-        if self.cmds.len() >= Self::SIZE {
+        if self.cmds.len() >= Self::SIZE || self.bytes >= Self::BYTES {
             self.shared.send_all(&mut self.cmds);
+            self.bytes = 0;
         }
         Ok(())
     }
@@ -143,49 +155,23 @@ pub(crate) fn default_chunksize(n: usize, workers: usize) -> usize {
 }
 
 /// The chunk size that makes a chunk take about [`TARGET_CHUNK`], from
-/// `count` tasks that took `busy_ns`, at most `ceiling`.
-pub(crate) fn tuned_chunksize(count: usize, busy_ns: u64, ceiling: usize) -> usize {
-    let per_task = (busy_ns / count.max(1) as u64).max(1);
+/// `count` tasks that took `run_ns`, within `floor..=ceiling`.
+pub(crate) fn tuned_chunksize(count: usize, run_ns: u64, floor: usize, ceiling: usize) -> usize {
+    let per_task = (run_ns / count.max(1) as u64).max(1);
     let fits = (TARGET_CHUNK.as_nanos() as u64 / per_task) as usize;
-    fits.clamp(1, ceiling.max(1))
+    fits.max(floor).min(ceiling).max(1)
 }
 
-/// Waits for `total` results of `call`, in task order; the failures, if
-/// any, are returned together once every task has finished.
-pub(crate) fn gather<R: DeserializeOwned>(
-    call: &Call,
-    total: usize,
-    deadline: Option<Instant>,
-) -> Result<Vec<R>, Error> {
-    // Values straight into their slots, failures on the side: no
-    // per-task `Result` is kept (it is ten times a small value's size).
-    let mut values: Vec<Option<R>> = (0..total).map(|_| None).collect();
-    let mut done = vec![false; total];
-    let mut failures = Vec::new();
-    let mut got = 0;
-    while got < total {
-        let arrivals = call.take_all(deadline);
-        if arrivals.is_empty() {
-            return Err(Error::timeout());
-        }
-        for a in arrivals {
-            a.each::<R>(|i, r| {
-                if let Some(d @ false) = done.get_mut(i) {
-                    *d = true;
-                    got += 1;
-                    match r {
-                        Ok(v) => values[i] = Some(v),
-                        Err(e) => failures.push(e),
-                    }
-                }
-            });
-        }
-    }
-    if !failures.is_empty() {
-        return Err(Error::of_failures(failures));
-    }
-    Ok(values.into_iter().flatten().collect())
+/// The smallest tuned chunk for `n` tasks over `workers` processes: at
+/// most [`CHUNKS_PER_WORKER`] chunks each. More balance nothing, and a
+/// one-task probe overestimates a task of nanoseconds (the clock's cost
+/// and cold caches in one reading) by ten times or more.
+pub(crate) fn min_chunksize(n: usize, workers: usize) -> usize {
+    (n / (workers.max(1) * CHUNKS_PER_WORKER)).max(1)
 }
+
+/// See [`min_chunksize`].
+const CHUNKS_PER_WORKER: usize = 32;
 
 /// The lazy iterator of [`Pool::imap`](crate::Pool::imap) and
 /// [`Pool::imap_unordered`](crate::Pool::imap_unordered): one `Result` per

@@ -23,6 +23,7 @@
 //! cancellation are the same path with a kill in front.
 
 mod builder;
+mod gather;
 mod handle;
 mod manager;
 mod map;
@@ -184,8 +185,9 @@ impl Pool {
             Chunking::Tuned if total <= 8 * workers => map::default_chunksize(total, workers),
             Chunking::Tuned => {
                 // Probe: one task per worker, and time the first to return;
-                // then cut the rest so that a chunk takes about 2 ms, with
-                // Python's size as the ceiling.
+                // then cut the rest so that a chunk takes about 2 ms, in 32
+                // chunks per worker at most, with Python's size as the
+                // ceiling.
                 for (i, item) in items[..workers].iter().enumerate() {
                     let one = std::slice::from_ref(item);
                     if let Err(e) = map::submit_chunk(&self.shared, &call, run, i, one) {
@@ -195,11 +197,12 @@ impl Pool {
                 }
                 first = workers;
                 let ceiling = map::default_chunksize(total - workers, workers);
+                let floor = map::min_chunksize(total - workers, workers);
                 match call.take(None) {
                     Some(a) => {
                         let chunk = match &a {
-                            handle::Arrival::Chunk { count, busy_ns, .. } => {
-                                map::tuned_chunksize(*count, *busy_ns, ceiling)
+                            handle::Arrival::Chunk { count, run_ns, .. } => {
+                                map::tuned_chunksize(*count, *run_ns, floor, ceiling)
                             }
                             handle::Arrival::Failed { .. } => ceiling,
                         };
@@ -229,8 +232,9 @@ impl Pool {
     /// Applies `f` to every item, in parallel; the results in input order.
     /// The input is collected first (as in Python). The chunk size is tuned
     /// from measured task time: one task per worker goes first, and the
-    /// rest is cut so that a chunk takes about 2 ms, but never into chunks
-    /// larger than Python's `len / (4 × processes)`.
+    /// rest is cut so that a chunk takes about 2 ms, but into no more than
+    /// 32 chunks per process, and never into chunks larger than Python's
+    /// `len / (4 × processes)`.
     ///
     /// # Errors
     /// If any task fails, an error whose [`Error::failures`] lists every

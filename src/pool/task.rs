@@ -16,6 +16,7 @@
 //! the same executable, checked at its start), with a monomorphised
 //! *runner* that checks the type signature before calling anything.
 
+use super::handle::Sink;
 use crate::error::{Error, Kind};
 use crate::process::{address_at, last_panic_details, offset_of, panic_message, signature};
 use crate::wire;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The header of a message to a worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,8 +61,12 @@ pub(crate) struct ResultHeader {
     pub(crate) chunk: u64,
     pub(crate) slot: u32,
     pub(crate) pid: u32,
-    /// Time spent running the chunk (chunk-size tuning).
+    /// Time spent on the chunk, its decoding and encoding included.
     pub(crate) busy_ns: u64,
+    /// Time spent in the task function alone (chunk-size tuning: for a
+    /// task of nanoseconds, one task's `busy_ns` is mostly the chunk's
+    /// fixed cost, and tuned chunks a hundred times too small).
+    pub(crate) run_ns: u64,
     /// Set when the chunk could not run at all (undecodable arguments, a
     /// type mismatch): every task of it fails with this; nothing follows.
     /// Otherwise the header is followed by the ends (a postcard `Vec<u32>`:
@@ -74,31 +80,117 @@ pub(crate) struct ResultHeader {
     pub(crate) plain: bool,
 }
 
-/// The number of outcomes in a result's rest (the length prefix of its
-/// `ends`), if its table is sound: that many ends, each within the body
-/// that follows and none before the previous one. Checked without
-/// allocating (the manager's side; the caller then decodes it).
-pub(crate) fn outcome_count(rest: &[u8]) -> Option<usize> {
-    let (n, mut tail) = postcard::take_from_bytes::<u64>(rest).ok()?;
-    let n = usize::try_from(n).ok()?;
-    let mut last = 0u32;
-    let mut read = 0usize;
-    while read < n {
-        let (end, more) = postcard::take_from_bytes::<u32>(tail).ok()?;
-        if end < last {
-            return None;
-        }
-        last = end;
-        tail = more;
-        read += 1;
+/// Appends a chunk's outcome table for outcomes ending at `ends`: their
+/// count (`u64`, little-endian), then each one's length, all in one width
+/// (a byte saying 1, 2 or 4, then the lengths, little-endian). A byte per
+/// small result, where a postcard `Vec<u32>` of ends took three, and read
+/// in place ([`split_outcomes`]), where that one was decoded into a vector
+/// by the manager and again by the caller.
+pub(crate) fn put_table(msg: &mut Vec<u8>, ends: &[u32]) {
+    let lengths = || {
+        let mut last = 0;
+        ends.iter().map(move |&end| {
+            let len = end.saturating_sub(last);
+            last = end;
+            len
+        })
+    };
+    let longest = lengths().max().unwrap_or(0);
+    msg.extend_from_slice(&(ends.len() as u64).to_le_bytes());
+    if longest <= u32::from(u8::MAX) {
+        msg.push(1);
+        msg.extend(lengths().map(|len| len as u8));
+    } else if longest <= u32::from(u16::MAX) {
+        msg.push(2);
+        msg.extend(lengths().flat_map(|len| (len as u16).to_le_bytes()));
+    } else {
+        msg.push(4);
+        msg.extend(lengths().flat_map(u32::to_le_bytes));
     }
-    (last as usize <= tail.len()).then_some(n)
 }
 
-/// Splits a result's rest into its ends and body.
-pub(crate) fn split_outcomes(rest: &[u8]) -> Result<(Vec<u32>, &[u8]), String> {
-    postcard::take_from_bytes::<Vec<u32>>(rest)
-        .map_err(|e| format!("a result message's outcome table does not decode: {e}"))
+/// A chunk's outcome table, read in place (see [`put_table`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Table<'a> {
+    width: usize,
+    lengths: &'a [u8],
+}
+
+impl<'a> Table<'a> {
+    /// The number of outcomes.
+    pub(crate) fn len(&self) -> usize {
+        self.lengths.len() / self.width
+    }
+
+    /// Where each outcome ends in the body.
+    pub(crate) fn ends(&self) -> Ends<'a> {
+        Ends {
+            lengths: self.lengths.chunks_exact(self.width),
+            at: 0,
+        }
+    }
+}
+
+/// The ends of a [`Table`]'s outcomes, in order.
+pub(crate) struct Ends<'a> {
+    lengths: std::slice::ChunksExact<'a, u8>,
+    at: usize,
+}
+
+impl Iterator for Ends<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let len = match *self.lengths.next()? {
+            [a] => u32::from(a),
+            [a, b] => u32::from(u16::from_le_bytes([a, b])),
+            [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+            _ => 0,
+        };
+        self.at += len as usize;
+        Some(self.at)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.lengths.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Ends<'_> {}
+
+/// Splits a result's rest into its outcome table and body, checking that
+/// the table is whole and that its lengths add up to the body's.
+pub(crate) fn split_outcomes(rest: &[u8]) -> Result<(Table<'_>, &[u8]), String> {
+    let bad = |what: &str| format!("a result message's outcome table is {what}");
+    let (count, rest) = rest
+        .split_first_chunk::<8>()
+        .ok_or_else(|| bad("cut short"))?;
+    let (&width, rest) = rest.split_first().ok_or_else(|| bad("cut short"))?;
+    if ![1, 2, 4].contains(&width) {
+        return Err(bad("of an unknown width"));
+    }
+    let width = usize::from(width);
+    let bytes = usize::try_from(u64::from_le_bytes(*count))
+        .ok()
+        .and_then(|n| n.checked_mul(width))
+        .filter(|&bytes| bytes <= rest.len())
+        .ok_or_else(|| bad("longer than its message"))?;
+    let (lengths, body) = rest.split_at(bytes);
+    let table = Table { width, lengths };
+    let sum = match width {
+        1 => lengths.iter().map(|&b| b as usize).sum(),
+        _ => table.ends().last().unwrap_or(0),
+    };
+    if sum != body.len() {
+        return Err(bad("at odds with its body's length"));
+    }
+    Ok((table, body))
+}
+
+/// The number of outcomes in a result's rest, if its table is sound (see
+/// [`split_outcomes`]; the manager's check, before it hands the message on).
+pub(crate) fn outcome_count(rest: &[u8]) -> Option<usize> {
+    split_outcomes(rest).ok().map(|(table, _)| table.len())
 }
 
 /// What one task of a chunk produced.
@@ -117,9 +209,31 @@ pub(crate) enum ItemOutcome<R> {
 }
 
 /// Runs a chunk: `(function, signature, arguments, their handles, skip,
-/// before-each-task hook)` → the encoded outcomes (see [`Encoded`]).
+/// marks)` → the encoded outcomes (see [`Encoded`]).
 pub(crate) type Runner =
-    fn(usize, u64, &[u8], Vec<OwnedFd>, &[u32], &mut dyn FnMut(u32)) -> Result<Encoded, String>;
+    fn(usize, u64, &[u8], Vec<OwnedFd>, &[u32], &mut Marks<'_>) -> Result<Encoded, String>;
+
+/// How a worker marks which task of its chunk runs, before each one (so
+/// that a crash or a timeout blames the right task).
+pub(crate) struct Marks<'a> {
+    /// The worker's position word: one store per task.
+    pub(crate) position: &'a AtomicU64,
+    /// For a pool that times its tasks, what stamps a task's start (and its
+    /// position) instead.
+    pub(crate) timed: Option<&'a mut dyn FnMut(u32)>,
+}
+
+impl Marks<'_> {
+    /// Task `pos` of the chunk starts. Inline, not a call through a `dyn`
+    /// hook: for tiny tasks, that call cost as much as the task.
+    #[inline]
+    fn starts(&mut self, pos: u32) {
+        match &mut self.timed {
+            None => self.position.store(u64::from(pos), Ordering::Relaxed),
+            Some(stamp) => stamp(pos),
+        }
+    }
+}
 
 /// A chunk's encoded outcomes: each task's bytes back to back, their
 /// handles, where each ends, and whether they are `plain`: every task of
@@ -131,6 +245,8 @@ pub(crate) struct Encoded {
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) ends: Vec<u32>,
     pub(crate) plain: bool,
+    /// Time spent in the task function (see [`ResultHeader::run_ns`]).
+    pub(crate) run_ns: u64,
 }
 
 /// How a runner calls the function at an address with one decoded
@@ -214,7 +330,7 @@ impl RunSpec {
         args: &[u8],
         fds: Vec<OwnedFd>,
         skip: &[u32],
-        before: &mut dyn FnMut(u32),
+        marks: &mut Marks<'_>,
     ) -> Result<Encoded, String> {
         let runner = address_at(self.runner);
         // SAFETY: [1] `runner` was computed by the pool from a real
@@ -229,7 +345,7 @@ impl RunSpec {
             args,
             fds,
             skip,
-            before,
+            marks,
         )
     }
 }
@@ -240,7 +356,7 @@ fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
     args: &[u8],
     fds: Vec<OwnedFd>,
     skip: &[u32],
-    before: &mut dyn FnMut(u32),
+    marks: &mut Marks<'_>,
 ) -> Result<Encoded, String> {
     if sig != spec_hash::<A, R, C>() {
         return Err(format!(
@@ -249,58 +365,58 @@ fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
             std::any::type_name::<R>()
         ));
     }
+    // The arguments decoded at once (postcard's loop over a sequence is
+    // faster than a value at a time); the results encoded as they come:
+    // bare while every task returns (sent `plain`); from the first that
+    // does not, an outcome per task, the bare ones tagged `Done` first.
     let args: Vec<A> =
         wire::decode(args, fds).map_err(|e| format!("cannot decode the arguments: {e}"))?;
-    // While every task returns, bare results (sent `plain`); from the first
-    // that does not, an outcome per task.
-    let mut values: Vec<R> = Vec::with_capacity(args.len());
-    let mut outcomes: Option<Vec<ItemOutcome<R>>> = None;
+    let mut out = wire::EachWriter::with_capacity(args.len(), args.len() * 4 + 64);
+    let mut plain = true;
+    let started = std::time::Instant::now();
     for (pos, arg) in args.into_iter().enumerate() {
         let outcome = if skip.contains(&(pos as u32)) {
             ItemOutcome::Skipped
         } else {
-            before(pos as u32);
+            marks.starts(pos as u32);
             // SAFETY: the signature hash matched: `function` is the
             // function this caller kind was chosen for.
             run_caught(|| unsafe { C::call(function, arg) })
         };
-        match (&mut outcomes, outcome) {
-            (None, ItemOutcome::Done(v)) => values.push(v),
-            (None, other) => {
-                let mut all: Vec<ItemOutcome<R>> = Vec::with_capacity(values.capacity());
-                all.extend(values.drain(..).map(ItemOutcome::Done));
-                all.push(other);
-                outcomes = Some(all);
-            }
-            (Some(all), outcome) => all.push(outcome),
+        let outcome = match (plain, outcome) {
+            (true, ItemOutcome::Done(v)) => match out.push(&v) {
+                Ok(()) => continue,
+                Err(e) => ItemOutcome::Failed(format!("cannot encode the result: {e}")),
+            },
+            (_, other) => other,
+        };
+        if plain {
+            plain = false;
+            out.tag_each(&done_tag())
+                .map_err(|e| format!("cannot encode the results: {e}"))?;
+        }
+        if let Err(e) = out.push(&outcome) {
+            // A result that cannot be encoded fails alone.
+            let failed = ItemOutcome::<R>::Failed(format!("cannot encode the result: {e}"));
+            out.push(&failed)
+                .map_err(|e| format!("cannot encode the results: {e}"))?;
         }
     }
-    let outcomes = match outcomes {
-        Some(all) => all,
-        None => match wire::encode_each_strict(&values) {
-            Ok((bytes, fds, ends)) => {
-                return Ok(Encoded {
-                    bytes,
-                    fds,
-                    ends,
-                    plain: true,
-                });
-            }
-            // A result that cannot be encoded: one by one, below.
-            Err(_) => values.into_iter().map(ItemOutcome::Done).collect(),
-        },
-    };
-    // A result that cannot be encoded fails alone.
-    let (bytes, fds, ends) = wire::encode_each(&outcomes, |why| {
-        ItemOutcome::Failed(format!("cannot encode the result: {why}"))
-    })
-    .map_err(|e| format!("cannot encode the results: {e}"))?;
+    let run_ns = started.elapsed().as_nanos() as u64;
+    let (bytes, fds, ends) = out.into_parts();
     Ok(Encoded {
         bytes,
         fds,
         ends,
-        plain: false,
+        plain,
+        run_ns,
     })
+}
+
+/// What postcard puts before a value to make it an `ItemOutcome::Done`:
+/// its variant's tag (see [`EachWriter::tag_each`](wire::EachWriter::tag_each)).
+fn done_tag() -> Vec<u8> {
+    postcard::to_allocvec(&ItemOutcome::<()>::Done(())).unwrap_or_default()
 }
 
 /// Runs one task, catching a panic with its location.
@@ -319,43 +435,42 @@ fn run_caught<R>(f: impl FnOnce() -> R) -> ItemOutcome<R> {
     }
 }
 
-/// Decodes a result body into one `Result` per task, handed to `each`
-/// with its index (`first` + position); skipped positions are left out.
+/// Decodes a result body into the results of tasks `first..`, handed to
+/// `sink`: in bulk when they are `plain` and decode (see
+/// [`Sink::run`]), else one by one; skipped positions are left out.
 pub(crate) fn decode_outcomes<R: DeserializeOwned>(
     first: usize,
     pid: u32,
     body: &[u8],
-    ends: &[u32],
+    table: Table<'_>,
     fds: Vec<OwnedFd>,
     plain: bool,
-    mut each: impl FnMut(usize, Result<R, Error>),
+    sink: &mut impl Sink<R>,
 ) {
     if plain {
-        if fds.is_empty() {
-            if let Some(values) = wire::decode_run::<R>(body, ends) {
-                for (pos, v) in values.into_iter().enumerate() {
-                    each(first + pos, Ok(v));
-                }
-                return;
-            }
+        if fds.is_empty()
+            && sink.run(first, table.len(), &mut |out| {
+                wire::decode_run_into::<R>(body, table.ends(), out)
+            })
+        {
+            return;
         }
         // Handles, or a value that does not decode: one by one, so that a
         // bad one fails alone.
-        let mut pos = 0;
-        wire::decode_each::<R>(body, ends, fds, |r| {
-            let i = first + pos;
-            pos += 1;
+        let mut i = first;
+        wire::decode_each::<R>(body, table.ends(), fds, |r| {
             let r = r.map_err(|e| {
                 Error::new(Kind::Decode(format!("cannot decode the result: {e}"))).in_task(i)
             });
-            each(i, r);
+            sink.one(i, r);
+            i += 1;
         });
         return;
     }
-    let mut pos = 0;
-    wire::decode_each::<ItemOutcome<R>>(body, ends, fds, |o| {
-        let i = first + pos;
-        pos += 1;
+    let mut i = first;
+    wire::decode_each::<ItemOutcome<R>>(body, table.ends(), fds, |o| {
+        let index = i;
+        i += 1;
         let r = match o {
             Ok(ItemOutcome::Done(v)) => Ok(v),
             Ok(ItemOutcome::Skipped) => return,
@@ -374,31 +489,96 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
                 "cannot decode the result: {e}"
             )))),
         };
-        each(i, r.map_err(|e| e.in_task(i)));
+        sink.one(index, r.map_err(|e| e.in_task(index)));
     });
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{outcome_count, split_outcomes};
+    use super::{ItemOutcome, done_tag, outcome_count, put_table, split_outcomes};
+    use crate::wire::EachWriter;
+
+    /// Garbage never panics the table's reader, and whatever it accepts
+    /// reads back whole: as many ends as it counts, the last one the
+    /// body's length.
+    #[test]
+    fn a_garbage_table_is_refused_or_read_whole() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if round % 2 == 0 && len >= 9 {
+                // A plausible head: a small count and a known width.
+                bytes[..8].copy_from_slice(&(next() % 8).to_le_bytes());
+                bytes[8] = [1, 2, 4][(next() % 3) as usize];
+            }
+            if let Ok((table, body)) = split_outcomes(&bytes) {
+                let ends: Vec<usize> = table.ends().collect();
+                assert_eq!(ends.len(), table.len());
+                assert_eq!(ends.last().copied().unwrap_or(0), body.len());
+                assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+            }
+        }
+    }
+
+    /// Bare results written first and tagged when a later task fails are
+    /// the bytes of their `Done` outcomes, with their ends.
+    #[test]
+    fn a_tagged_bare_value_is_its_done_outcome() {
+        let values = [1u64, 300, 70_000, 0];
+        let mut tagged = EachWriter::default();
+        let mut done = EachWriter::default();
+        for v in values {
+            tagged.push(&v).unwrap();
+            done.push(&ItemOutcome::Done(v)).unwrap();
+        }
+        tagged.tag_each(&done_tag()).unwrap();
+        tagged.push(&ItemOutcome::<u64>::Skipped).unwrap();
+        done.push(&ItemOutcome::<u64>::Skipped).unwrap();
+        let (a, _, a_ends) = tagged.into_parts();
+        let (b, _, b_ends) = done.into_parts();
+        assert_eq!((a, a_ends), (b, b_ends));
+    }
 
     #[test]
     fn a_results_rest_splits_into_its_table_and_body() {
-        let ends: Vec<u32> = vec![3, 7, 10];
-        let mut rest = postcard::to_allocvec(&ends).unwrap();
-        rest.extend_from_slice(b"body bytes");
-        assert_eq!(outcome_count(&rest), Some(3));
-        let (got, body) = split_outcomes(&rest).unwrap();
-        assert_eq!(got, ends);
-        assert_eq!(body, b"body bytes");
-        // A table that claims more entries than there are bytes, ends that
-        // go backwards, or past the body: refused.
-        assert_eq!(outcome_count(&[5, 1]), None);
-        assert!(split_outcomes(&[5, 1]).is_err());
-        assert_eq!(outcome_count(&[2, 3, 1, 0, 0, 0]), None);
-        assert_eq!(outcome_count(&[1, 9, 0, 0]), None);
-        assert_eq!(outcome_count(&[0]), Some(0));
+        for ends in [
+            vec![3u32, 7, 10],
+            vec![0, 300, 300, 301],
+            vec![70_000, 70_001],
+        ] {
+            let mut rest = Vec::new();
+            put_table(&mut rest, &ends);
+            let body = vec![7u8; *ends.last().unwrap() as usize];
+            rest.extend_from_slice(&body);
+            assert_eq!(outcome_count(&rest), Some(ends.len()));
+            let (table, got) = split_outcomes(&rest).unwrap();
+            assert_eq!(table.ends().len(), ends.len());
+            let read: Vec<usize> = table.ends().collect();
+            let want: Vec<usize> = ends.iter().map(|&e| e as usize).collect();
+            assert_eq!(read, want);
+            assert_eq!(got, body);
+            // A byte more or less of body: refused.
+            assert_eq!(outcome_count(&rest[..rest.len() - 1]), None);
+            rest.push(0);
+            assert_eq!(outcome_count(&rest), None);
+        }
+        let mut empty = Vec::new();
+        put_table(&mut empty, &[]);
+        assert_eq!(outcome_count(&empty), Some(0));
+        // Cut short, an unknown width, a count past the message (or past
+        // any size: it must not overflow).
         assert_eq!(outcome_count(&[]), None);
+        assert_eq!(outcome_count(&[1, 0, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(outcome_count(&[1, 0, 0, 0, 0, 0, 0, 0, 3, 0]), None);
+        assert_eq!(outcome_count(&[2, 0, 0, 0, 0, 0, 0, 0, 1, 0]), None);
+        assert_eq!(outcome_count(&[0xff; 12]), None);
         assert!(split_outcomes(&[0xff; 3]).is_err());
     }
 }

@@ -250,13 +250,20 @@ fn an_initializer_that_never_ends_fails_the_tasks_within_the_timeout() {
 
 #[test]
 fn tuned_chunks_aim_at_two_milliseconds_under_pythons_ceiling() {
-    use super::map::tuned_chunksize;
+    use super::map::{min_chunksize, tuned_chunksize};
     // 100 µs a task: 20 tasks make 2 ms.
-    assert_eq!(tuned_chunksize(10, 1_000_000, 1000), 20);
+    assert_eq!(tuned_chunksize(10, 1_000_000, 1, 1000), 20);
     // Tiny tasks: Python's size is the ceiling.
-    assert_eq!(tuned_chunksize(1, 10, 500), 500);
-    // Slow tasks: one at a time.
-    assert_eq!(tuned_chunksize(1, 50_000_000, 500), 1);
+    assert_eq!(tuned_chunksize(1, 10, 1, 500), 500);
+    // Slow tasks: one at a time...
+    assert_eq!(tuned_chunksize(1, 50_000_000, 1, 500), 1);
+    // ... unless that makes more than 32 chunks a worker.
+    assert_eq!(min_chunksize(6_400, 2), 100);
+    assert_eq!(tuned_chunksize(1, 50_000_000, 100, 800), 100);
+    // A probe that overestimates a tiny task: the floor holds.
+    assert_eq!(min_chunksize(1_000_000, 2), 15_625);
+    assert_eq!(tuned_chunksize(1, 500, 15_625, 125_000), 15_625);
     // Degenerate inputs stay sane.
-    assert_eq!(tuned_chunksize(0, 0, 0), 1);
+    assert_eq!(tuned_chunksize(0, 0, 0, 0), 1);
+    assert_eq!(min_chunksize(0, 0), 1);
 }

@@ -3,7 +3,7 @@
 //! a shared progress slot that the pool reads when the worker dies or a
 //! task overstays its timeout.
 
-use super::task::{ResultHeader, ToWorker};
+use super::task::{Marks, ResultHeader, ToWorker, put_table};
 use crate::channel::Queue;
 use crate::shared::RawArray;
 use crate::wire::Fd;
@@ -134,10 +134,11 @@ impl<'a> Progress<'a> {
         Some(Progress { words })
     }
 
-    /// Moves to position `pos` of the current chunk: one store, no clock
-    /// (for pools that do not time their tasks).
-    pub(crate) fn set_position(&self, pos: u64) {
-        self.words[2].store(pos, Relaxed);
+    /// The word of the position in the current chunk: moved by one store,
+    /// no clock, for pools that do not time their tasks (see
+    /// [`Marks`](super::task::Marks)).
+    pub(crate) fn position(&self) -> &'a std::sync::atomic::AtomicU64 {
+        &self.words[2]
     }
 
     pub(crate) fn set(&self, chunk: u64, pos: u64) {
@@ -271,19 +272,20 @@ fn run_message(
     let ran = if progress.is_cancelled(chunk) {
         Err(SKIPPED.to_owned())
     } else {
-        let timed = header.timed;
-        header.run.run(rest, fds, &header.skip, &mut |pos| {
-            if timed {
-                progress.set(chunk, u64::from(pos));
-            } else {
-                progress.set_position(u64::from(pos));
-            }
-        })
+        let mut stamp = |pos| progress.set(chunk, u64::from(pos));
+        let mut marks = Marks {
+            position: progress.position(),
+            timed: match header.timed {
+                true => Some(&mut stamp),
+                false => None,
+            },
+        };
+        header.run.run(rest, fds, &header.skip, &mut marks)
     };
     progress.set(IDLE, 0);
-    let (body, fds, ends, plain, failed) = match ran {
-        Ok(e) => (e.bytes, e.fds, e.ends, e.plain, None),
-        Err(why) => (Vec::new(), Vec::new(), Vec::new(), false, Some(why)),
+    let (body, fds, ends, plain, run_ns, failed) = match ran {
+        Ok(e) => (e.bytes, e.fds, e.ends, e.plain, e.run_ns, None),
+        Err(why) => (Vec::new(), Vec::new(), Vec::new(), false, 0, Some(why)),
     };
     let ok = failed.is_none();
     let head = ResultHeader {
@@ -291,6 +293,7 @@ fn run_message(
         slot: setup.slot,
         pid,
         busy_ns: started.elapsed().as_nanos() as u64,
+        run_ns,
         failed,
         plain,
     };
@@ -298,10 +301,8 @@ fn run_message(
         return false;
     };
     if ok {
-        let Ok(msg_ends) = postcard::to_extend(&ends, msg) else {
-            return false;
-        };
-        msg = msg_ends;
+        msg.reserve(9 + ends.len() + body.len());
+        put_table(&mut msg, &ends);
         msg.extend_from_slice(&body);
     }
     setup.results.put_raw(&msg, &fds).is_ok()

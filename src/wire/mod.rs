@@ -14,6 +14,7 @@
 //! inline in one message, large ones in a sealed memfd sent by descriptor,
 //! so that a sender never blocks on a reader for the size of its payload.
 
+mod each;
 pub(crate) mod fd;
 pub(crate) mod frame;
 pub(crate) mod handles;
@@ -24,6 +25,8 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+use each::Append;
+pub(crate) use each::{EachWriter, decode_each, decode_run_into};
 pub use fd::Fd;
 
 /// Why bytes from another process could not be turned back into a value.
@@ -148,9 +151,11 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     // SAFETY: `fds` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&ENCODE_TABLE, &mut fds) };
     take_handle_error();
-    let bytes = postcard::to_extend(value, buf).map_err(codec_error);
+    let mut bytes = buf;
+    let done = postcard::serialize_with_flavor(value, Append(&mut bytes)).map_err(codec_error);
     drop(guard);
-    Ok((bytes?, fds))
+    done?;
+    Ok((bytes, fds))
 }
 
 thread_local! {
@@ -268,190 +273,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
 /// the messages of `serde::de::Error::custom`.
 pub(crate) fn remember_error(msg: String) -> String {
     note_handle_error(msg)
-}
-
-/// A postcard flavor appending to a borrowed vector: unlike `to_io` on a
-/// `Vec` (a `write_all`, hence a `memmove` call, per byte: half a pool
-/// worker's time on a chunk of small results), a push per byte; unlike
-/// `to_extend`, the vector stays the caller's when encoding fails.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// What [`encode_each`] produces: the items' bytes back to back, their
-/// handles, and where each item ends.
-pub(crate) type EncodedEach = (Vec<u8>, Vec<OwnedFd>, Vec<u32>);
-
-/// Encodes each of `items` back to back under one handle table, and where
-/// each one ends, so that a reader can decode them one by one and a bad
-/// one spoils only itself. An item that cannot be encoded is replaced by
-/// `fallback(why)` (which must encode).
-pub(crate) fn encode_each<T: Serialize>(
-    items: &[T],
-    fallback: impl Fn(String) -> T,
-) -> Result<EncodedEach, WireError> {
-    encode_each_or(items, Some(&fallback))
-}
-
-/// As [`encode_each`], with no fallback: the first item that cannot be
-/// encoded fails the whole.
-pub(crate) fn encode_each_strict<T: Serialize>(items: &[T]) -> Result<EncodedEach, WireError> {
-    encode_each_or(items, None)
-}
-
-fn encode_each_or<T: Serialize>(
-    items: &[T],
-    fallback: Option<&dyn Fn(String) -> T>,
-) -> Result<EncodedEach, WireError> {
-    let mut fds = Vec::new();
-    let mut bytes = Vec::with_capacity(items.len() * (size_of::<T>() + 2));
-    let mut ends = Vec::with_capacity(items.len());
-    let fds_ptr: *mut Vec<OwnedFd> = &mut fds;
-    // SAFETY: `fds` outlives the guard and is only touched through the
-    // thread-local pointer until the guard is dropped (below, before any
-    // direct use).
-    let guard = unsafe { Install::new(&ENCODE_TABLE, fds_ptr) };
-    take_handle_error();
-    let mut failure = None;
-    for item in items {
-        let (mark, table_mark) = (
-            bytes.len(),
-            with_table(&ENCODE_TABLE, |t| Ok(t.len())).unwrap_or(0),
-        );
-        if let Err(e) = postcard::serialize_with_flavor(item, Append(&mut bytes)) {
-            let Some(fallback) = fallback else {
-                failure = Some(codec_error(e));
-                break;
-            };
-            let why = codec_error(e).to_string();
-            bytes.truncate(mark);
-            let _ = with_table(&ENCODE_TABLE, |t| {
-                t.truncate(table_mark);
-                Ok(())
-            });
-            if let Err(e) = postcard::serialize_with_flavor(&fallback(why), Append(&mut bytes)) {
-                failure = Some(codec_error(e));
-                break;
-            }
-        }
-        ends.push(bytes.len() as u32);
-    }
-    drop(guard);
-    match failure {
-        Some(e) => Err(e),
-        None => Ok((bytes, fds, ends)),
-    }
-}
-
-/// A postcard source over a slice that tells how far it has read, so that
-/// [`decode_run`] can check each value's end against the outcome table.
-struct Tracked<'de> {
-    bytes: &'de [u8],
-    at: &'de Cell<usize>,
-}
-
-impl<'de> postcard::de_flavors::Flavor<'de> for Tracked<'de> {
-    type Remainder = ();
-    type Source = &'de [u8];
-
-    fn pop(&mut self) -> postcard::Result<u8> {
-        let at = self.at.get();
-        let byte = *self
-            .bytes
-            .get(at)
-            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
-        self.at.set(at + 1);
-        Ok(byte)
-    }
-
-    fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
-        let at = self.at.get();
-        let taken = at
-            .checked_add(ct)
-            .and_then(|end| self.bytes.get(at..end))
-            .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
-        self.at.set(at + ct);
-        Ok(taken)
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Decodes the values of `T` written back to back by [`encode_each`]
-/// (carrying no handles) that end at `ends`, in one pass: far cheaper than
-/// one by one. `None` if any of them fails, or does not end where the table
-/// says: the caller then decodes them one by one, so that a bad one spoils
-/// only itself (a value read past its end, even into a neighbour that then
-/// decodes, is caught here).
-pub(crate) fn decode_run<T: DeserializeOwned>(bytes: &[u8], ends: &[u32]) -> Option<Vec<T>> {
-    let mut table: Vec<Option<OwnedFd>> = Vec::new();
-    // SAFETY: `table` outlives the guard and is not used until it is dropped.
-    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
-    take_handle_error();
-    let at = Cell::new(0usize);
-    let mut de = postcard::Deserializer::from_flavor(Tracked { bytes, at: &at });
-    let mut out = Vec::with_capacity(ends.len());
-    for &end in ends {
-        match <T as serde::Deserialize>::deserialize(&mut de) {
-            Ok(v) if at.get() == end as usize => out.push(v),
-            _ => break,
-        }
-    }
-    drop(guard);
-    take_handle_error();
-    (out.len() == ends.len() && at.get() == bytes.len()).then_some(out)
-}
-
-/// Decodes what [`encode_each`] wrote, handing each item's result to
-/// `each` in order.
-pub(crate) fn decode_each<T: DeserializeOwned>(
-    bytes: &[u8],
-    ends: &[u32],
-    fds: Vec<OwnedFd>,
-    mut each: impl FnMut(Result<T, WireError>),
-) {
-    let mut table: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
-    // SAFETY: `table` outlives the guard and is not used until it is dropped.
-    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
-    let mut start = 0usize;
-    for &end in ends {
-        let end = end as usize;
-        let Some(slice) = bytes.get(start..end) else {
-            each(Err(WireError::Malformed(format!(
-                "item ends at {end}, outside the {} bytes received",
-                bytes.len()
-            ))));
-            continue;
-        };
-        start = end;
-        each(match postcard::take_from_bytes::<T>(slice) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(WireError::Malformed(format!(
-                "{} trailing bytes after the value",
-                rest.len()
-            ))),
-            Err(e) => Err(codec_error(e)),
-        });
-    }
-    drop(guard);
 }
 
 /// Called by a resource-owning type's `Serialize`: puts a duplicate of `fd`

@@ -243,10 +243,12 @@ fn undecodable_results(m: StartMethod) {
 /// Cause then: a chunk's outcomes were decoded in one go, and after an `R`
 /// that failed nothing could be located. Now each outcome's end is in a
 /// table; a chunk whose tasks all returned is still decoded in one pass
-/// (`wire::decode_run`, which checks every end), and when that fails, as
-/// here, item by item: this test guards that fallback. Worker-side encode
-/// failures are isolated per item too (`run_chunk` re-encodes one by one),
-/// which `undecodable_results` checks.
+/// (`wire::decode_run_into`, which checks every end), and when that fails,
+/// as here, item by item: this test guards that fallback, for `imap` and
+/// for `map` (whose results go straight into its output when in order).
+/// Worker-side encode failures are isolated per item too (each result is
+/// encoded on its own as its task returns), which `undecodable_results`
+/// checks.
 fn undecodable_result_fails_only_its_task_in_a_chunk(m: StartMethod) {
     let pool = pool(m, 2);
     let results: Vec<Result<u64, Error>> = pool
@@ -255,6 +257,21 @@ fn undecodable_result_fails_only_its_task_in_a_chunk(m: StartMethod) {
         .map(|r| r.map(|p| p.0))
         .collect();
     only_13_undecodable(&results, "undecodable, chunks of 5");
+    for chunk in [5, 20] {
+        let err = pool
+            .map_chunked(picky, 0..20, chunk)
+            .expect_err("map with an undecodable result succeeded");
+        let failed: Vec<_> = err.failures().iter().map(Error::task_index).collect();
+        assert_eq!(failed, [Some(13)], "chunks of {chunk}: {err}");
+        assert!(err.failures()[0].is_decode(), "{err}");
+    }
+    let ok: Vec<u64> = pool
+        .map_chunked(picky, 14..20, 3)
+        .expect("map")
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(ok, [14, 15, 16, 17, 18, 19]);
     end(pool, []);
 }
 

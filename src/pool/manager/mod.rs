@@ -389,6 +389,7 @@ impl Manager {
                     count: chunk.count,
                     pid: head.pid,
                     busy_ns: head.busy_ns,
+                    run_ns: head.run_ns,
                     body,
                     fds,
                     plain: head.plain,
