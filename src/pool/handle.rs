@@ -132,13 +132,19 @@ pub(crate) struct Call {
     count: AtomicUsize,
     cv: Condvar,
     abandoned: AtomicBool,
-    /// The last wait that slept was longer than [`TAKE_SPIN`]: the next
+    /// The last wait that slept was longer than [`LONG_WAIT`]: the next
     /// one does not watch first (see [`Call::take`]).
     long_waits: AtomicBool,
 }
 
 /// How long [`Call::take`] watches for an arrival before it sleeps.
 const TAKE_SPIN: Duration = Duration::from_micros(50);
+/// A sleep this long says the arrivals are far apart: watching for them
+/// first is wasted (see [`Call::take`]). Well past `TAKE_SPIN`: a wake-up
+/// alone can take tens of microseconds on a busy virtual machine, and a
+/// call whose arrivals come every few microseconds must not stop watching
+/// for that.
+const LONG_WAIT: Duration = Duration::from_micros(250);
 
 impl Call {
     fn lock(&self) -> MutexGuard<'_, Mailbox> {
@@ -174,9 +180,9 @@ impl Call {
     /// manager a wake-up call (a system call, and on a virtual machine an
     /// interrupt to another CPU) for each one.
     ///
-    /// Adaptive: once a wait outlasted the watch (its results come every
-    /// few milliseconds, as those of a `map`'s large chunks do), the next
-    /// waits go straight to sleep, until one is short again. Watching for
+    /// Adaptive: once a wait slept for [`LONG_WAIT`] or more (its results
+    /// come a millisecond or more apart, as those of a `map`'s large chunks
+    /// do), the next waits go straight to sleep, until one is short again. Watching for
     /// nothing, on a machine whose every CPU runs a worker, took the
     /// workers' time: a sixth of all the time a `map` of a million tiny
     /// tasks took on 2 cores.
@@ -202,7 +208,7 @@ impl Call {
             if let Some(a) = m.arrivals.pop_front() {
                 self.count.store(m.arrivals.len(), Ordering::Release);
                 if let Some(since) = slept {
-                    let long = since.elapsed() > TAKE_SPIN;
+                    let long = since.elapsed() > LONG_WAIT;
                     self.long_waits.store(long, Ordering::Relaxed);
                 }
                 return Some(a);
