@@ -93,7 +93,8 @@ impl<R> Gathered<R> {
     /// Files `values` (of tasks `first..`, marked): onto the output if it
     /// is their turn, then whatever waited for them; else to wait.
     fn place(&mut self, first: usize, mut values: Vec<R>) {
-        if !self.failures.is_empty() {
+        if !self.failures.is_empty() || values.is_empty() {
+            // (An empty run must not take the place of one waiting there.)
             return;
         }
         if first != self.out.len() {
@@ -211,6 +212,15 @@ mod tests {
         g.one(11, Ok(11));
         assert_eq!(g.got, 10);
         assert_eq!(g.finish().unwrap(), (0..10).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn an_empty_run_takes_nothing_s_place() {
+        let mut g = Gathered::new(8);
+        assert!(run_of(&mut g, 4, &[4, 5, 6, 7]));
+        assert!(run_of(&mut g, 4, &[]));
+        assert!(run_of(&mut g, 0, &[0, 1, 2, 3]));
+        assert_eq!(g.finish().unwrap(), (0..8).collect::<Vec<u32>>());
     }
 
     #[test]

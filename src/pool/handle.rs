@@ -26,7 +26,7 @@ pub(crate) enum Arrival {
         pid: u32,
         /// Time the worker spent on the chunk (chunk-size tuning).
         busy_ns: u64,
-        /// ... in the task function alone (see `ResultHeader::run_ns`).
+        /// ... in the loop over its tasks (see `ResultHeader::run_ns`).
         run_ns: u64,
         /// The outcome table and the outcomes (see `ResultHeader`).
         body: Vec<u8>,

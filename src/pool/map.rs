@@ -167,7 +167,7 @@ pub(crate) fn tuned_chunksize(count: usize, run_ns: u64, floor: usize, ceiling: 
 /// one-task probe overestimates a task of nanoseconds (the clock's cost
 /// and cold caches in one reading) by ten times or more.
 pub(crate) fn min_chunksize(n: usize, workers: usize) -> usize {
-    (n / (workers.max(1) * CHUNKS_PER_WORKER)).max(1)
+    n.div_ceil(workers.max(1) * CHUNKS_PER_WORKER).max(1)
 }
 
 /// See [`min_chunksize`].

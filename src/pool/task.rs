@@ -63,14 +63,16 @@ pub(crate) struct ResultHeader {
     pub(crate) pid: u32,
     /// Time spent on the chunk, its decoding and encoding included.
     pub(crate) busy_ns: u64,
-    /// Time spent in the task function alone (chunk-size tuning: for a
-    /// task of nanoseconds, one task's `busy_ns` is mostly the chunk's
-    /// fixed cost, and tuned chunks a hundred times too small).
+    /// Time spent in the loop over the tasks (each task and its result's
+    /// encoding), without the chunk's fixed costs (chunk-size tuning: for a
+    /// task of nanoseconds, one task's `busy_ns` is mostly those, and tuned
+    /// chunks came out a hundred times too small).
     pub(crate) run_ns: u64,
     /// Set when the chunk could not run at all (undecodable arguments, a
     /// type mismatch): every task of it fails with this; nothing follows.
-    /// Otherwise the header is followed by the ends (a postcard `Vec<u32>`:
-    /// where each task's outcome ends in the body), then the body. The
+    /// Otherwise the header is followed by the outcome table (see
+    /// [`put_table`]: where each task's outcome ends in the body), then the
+    /// body. The
     /// manager reads only this header and hands the rest, as bytes, to the
     /// caller, who decodes it: the buffers are allocated and freed by the
     /// caller's thread, never by the manager's (memory freed by another
@@ -177,11 +179,16 @@ pub(crate) fn split_outcomes(rest: &[u8]) -> Result<(Table<'_>, &[u8]), String> 
         .ok_or_else(|| bad("longer than its message"))?;
     let (lengths, body) = rest.split_at(bytes);
     let table = Table { width, lengths };
+    // Checked: on a 32-bit target, four-byte lengths can add up past
+    // `usize`.
     let sum = match width {
-        1 => lengths.iter().map(|&b| b as usize).sum(),
-        _ => table.ends().last().unwrap_or(0),
+        1 => Some(lengths.iter().map(|&b| b as usize).sum()),
+        _ => lengths.chunks_exact(width).try_fold(0usize, |sum, c| {
+            let len = c.iter().rev().fold(0u32, |v, &b| v << 8 | u32::from(b));
+            sum.checked_add(len as usize)
+        }),
     };
-    if sum != body.len() {
+    if sum != Some(body.len()) {
         return Err(bad("at odds with its body's length"));
     }
     Ok((table, body))
@@ -245,7 +252,7 @@ pub(crate) struct Encoded {
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) ends: Vec<u32>,
     pub(crate) plain: bool,
-    /// Time spent in the task function (see [`ResultHeader::run_ns`]).
+    /// Time spent in the loop over the tasks (see [`ResultHeader::run_ns`]).
     pub(crate) run_ns: u64,
 }
 

@@ -259,6 +259,8 @@ fn tuned_chunks_aim_at_two_milliseconds_under_pythons_ceiling() {
     assert_eq!(tuned_chunksize(1, 50_000_000, 1, 500), 1);
     // ... unless that makes more than 32 chunks a worker.
     assert_eq!(min_chunksize(6_400, 2), 100);
+    assert_eq!(min_chunksize(100, 2), 2);
+    assert_eq!(min_chunksize(1_000, 2), 16);
     assert_eq!(tuned_chunksize(1, 50_000_000, 100, 800), 100);
     // A probe that overestimates a tiny task: the floor holds.
     assert_eq!(min_chunksize(1_000_000, 2), 15_625);

@@ -8,81 +8,13 @@
 //! see no table of ours, so that a handle they encode elsewhere fails as
 //! it should.
 
-use super::{DECODE_TABLE, ENCODE_TABLE, Install, WireError, codec_error, take_handle_error};
+use super::ser::{EncodeError, encode_to};
+use super::{
+    DECODE_TABLE, ENCODE_TABLE, Install, WireError, codec_error, encode_error, take_handle_error,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::os::fd::OwnedFd;
-
-/// A postcard flavor appending to a borrowed vector: unlike `to_io` on a
-/// `Vec` (a `write_all`, hence a `memmove` call, per byte: half a pool
-/// worker's time on a chunk of small results), a push per byte; unlike
-/// `to_extend`, the vector stays the caller's when encoding fails.
-pub(super) struct Append<'a>(pub(super) &'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        append_bytes(self.0, data);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Appends `data` to `v`. Postcard hands every integer over as the few
-/// bytes of its varint: for those, `extend_from_slice` (a `memcpy` call)
-/// and a loop of `push`es (a length stored per byte) cost several times
-/// the copy; this does it in at most three loads and stores.
-#[inline]
-fn append_bytes(v: &mut Vec<u8>, data: &[u8]) {
-    let n = data.len();
-    if n > 16 {
-        v.extend_from_slice(data);
-        return;
-    }
-    v.reserve(16);
-    let at = v.len();
-    let (s, d) = (data.as_ptr(), v.as_mut_ptr());
-    // SAFETY: `v` has room for 16 more bytes, and `n <= 16`: every write
-    // is to `d[at..at + n]`, within its capacity; every read is from
-    // `s[..n]`, within `data` (the two 8-byte or 4-byte copies overlap in
-    // the middle when `n` is not their sum; unaligned reads and writes).
-    // The bytes up to `at + n` are then initialized.
-    unsafe {
-        let d = d.add(at);
-        if n >= 8 {
-            let (head, tail) = (
-                s.cast::<u64>().read_unaligned(),
-                s.add(n - 8).cast::<u64>().read_unaligned(),
-            );
-            d.cast::<u64>().write_unaligned(head);
-            d.add(n - 8).cast::<u64>().write_unaligned(tail);
-        } else if n >= 4 {
-            let (head, tail) = (
-                s.cast::<u32>().read_unaligned(),
-                s.add(n - 4).cast::<u32>().read_unaligned(),
-            );
-            d.cast::<u32>().write_unaligned(head);
-            d.add(n - 4).cast::<u32>().write_unaligned(tail);
-        } else if n > 0 {
-            // 1 to 3 bytes: the first, the middle and the last.
-            *d = *s;
-            *d.add(n / 2) = *s.add(n / 2);
-            *d.add(n - 1) = *s.add(n - 1);
-        }
-        v.set_len(at + n);
-    }
-}
 
 /// What an [`EachWriter`] wrote: the values' bytes, their handles, and
 /// where each one ends.
@@ -108,20 +40,28 @@ impl EachWriter {
     }
 
     /// Appends `value`; if it cannot be encoded, nothing of it is kept.
+    ///
+    /// Not to be called inside another encode (whose handle table the
+    /// first attempt would fill).
     #[inline(always)]
     pub(crate) fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WireError> {
+        debug_assert!(
+            ENCODE_TABLE.get().is_null(),
+            "EachWriter::push inside an encode"
+        );
         let (mark, handles) = (self.bytes.len(), self.fds.len());
         // First with no handle table at all (two thread-local stores fewer
         // per value, an eighth of a tiny task's cost): a value that owns a
-        // handle fails then, and is written again with the table.
-        take_handle_error();
-        let done = postcard::serialize_with_flavor(value, Append(&mut self.bytes));
+        // handle fails then, and is written again with the table (after
+        // the error noted by this attempt is cleared).
+        let done = encode_to(value, &mut self.bytes);
         match (done, u32::try_from(self.bytes.len())) {
             (Ok(()), Ok(end)) => {
                 self.ends.push(end);
                 Ok(())
             }
-            _ => self.push_with_table(value, mark, handles),
+            (Ok(()), Err(_)) => Err(self.undo(None, mark, handles)),
+            (Err(_), _) => self.push_with_table(value, mark, handles),
         }
     }
 
@@ -137,7 +77,7 @@ impl EachWriter {
         // the thread-local pointer until the guard is dropped, below.
         let guard = unsafe { Install::new(&ENCODE_TABLE, &mut self.fds) };
         take_handle_error();
-        let done = postcard::serialize_with_flavor(value, Append(&mut self.bytes));
+        let done = encode_to(value, &mut self.bytes);
         drop(guard);
         match (done, u32::try_from(self.bytes.len())) {
             (Ok(()), Ok(end)) => {
@@ -151,9 +91,9 @@ impl EachWriter {
     /// A value could not be written (`e`), or took the bytes past 4 GiB:
     /// back to `bytes` and `handles`.
     #[cold]
-    fn undo(&mut self, e: Option<postcard::Error>, bytes: usize, handles: usize) -> WireError {
+    fn undo(&mut self, e: Option<EncodeError>, bytes: usize, handles: usize) -> WireError {
         let e = match e {
-            Some(e) => codec_error(e),
+            Some(e) => encode_error(e),
             None => WireError::Malformed("the values of a message take over 4 GiB".to_owned()),
         };
         self.bytes.truncate(bytes);
@@ -209,12 +149,15 @@ pub(crate) fn decode_run_into<T: DeserializeOwned>(
     let mut start = 0;
     let mut whole = true;
     for end in ends {
-        // Each value on its own slice: it must take all of it.
-        let value = bytes
-            .get(start..end)
-            .and_then(|slice| postcard::take_from_bytes::<T>(slice).ok());
-        match value {
-            Some((v, [])) => out.push(v),
+        // Each value on its own slice: it must take all of it. (Written
+        // out rather than `take_from_bytes`, which was a call per value.)
+        let Some(slice) = bytes.get(start..end) else {
+            whole = false;
+            break;
+        };
+        let mut de = postcard::Deserializer::from_bytes(slice);
+        match (T::deserialize(&mut de), de.finalize()) {
+            (Ok(v), Ok([])) => out.push(v),
             _ => {
                 whole = false;
                 break;

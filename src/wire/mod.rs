@@ -1,6 +1,8 @@
 //! Frames and codec: how values cross a process boundary.
 //!
-//! Values are encoded with serde and [postcard]. Types that own an OS
+//! Values are encoded with serde in [postcard]'s format: written by our
+//! own serializer ([`ser`], byte for byte postcard's, without its copy per
+//! integer) and read by postcard's deserializer. Types that own an OS
 //! resource (a descriptor) cannot be written as bytes, so while a value is
 //! encoded a thread-local **handle table** is active: such a type pushes a
 //! duplicate of its descriptor into the table and writes only the index
@@ -18,6 +20,7 @@ mod each;
 pub(crate) mod fd;
 pub(crate) mod frame;
 pub(crate) mod handles;
+mod ser;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,9 +28,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use each::Append;
 pub(crate) use each::{EachWriter, decode_each, decode_run_into};
 pub use fd::Fd;
+use ser::{EncodeError, Fixed, encode_to};
 
 /// Why bytes from another process could not be turned back into a value.
 #[derive(Debug)]
@@ -83,6 +86,16 @@ fn take_handle_error() -> Option<String> {
         .try_with(|h| h.borrow_mut().take())
         .ok()
         .flatten()
+}
+
+/// Why a value could not be encoded: its own message (which the
+/// encoder, unlike postcard's, keeps), the noted one cleared.
+fn encode_error(e: EncodeError) -> WireError {
+    let noted = take_handle_error();
+    match e {
+        EncodeError::Custom(msg) => WireError::Codec(msg),
+        EncodeError::Full => WireError::Codec(noted.unwrap_or_else(|| e.to_string())),
+    }
 }
 
 fn codec_error(e: postcard::Error) -> WireError {
@@ -152,7 +165,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     let guard = unsafe { Install::new(&ENCODE_TABLE, &mut fds) };
     take_handle_error();
     let mut bytes = buf;
-    let done = postcard::serialize_with_flavor(value, Append(&mut bytes)).map_err(codec_error);
+    let done = encode_to(value, &mut bytes).map_err(encode_error);
     drop(guard);
     done?;
     Ok((bytes, fds))
@@ -192,10 +205,15 @@ pub(crate) fn encode_with<T: Serialize + ?Sized, R>(
         // SAFETY: `fds` outlives the guard and is not used until it is dropped.
         let guard = unsafe { Install::new(&ENCODE_TABLE, &mut fds) };
         take_handle_error();
-        let encoded = postcard::to_slice(value, &mut small);
+        let mut out = Fixed {
+            buf: &mut small,
+            at: 0,
+        };
+        let encoded = encode_to(value, &mut out);
+        let len = out.at;
         drop(guard);
-        if let Ok(bytes) = encoded {
-            return Ok(f(bytes, fds));
+        if encoded.is_ok() {
+            return Ok(f(&small[..len], fds));
         }
         // Too large (whatever error says so: a `collect_str` or a custom
         // error can hide the full buffer), or a real error, which the
@@ -221,9 +239,9 @@ fn encode_large<T: Serialize + ?Sized, R>(
     // SAFETY: `fds` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&ENCODE_TABLE, &mut fds) };
     take_handle_error();
-    let encoded = postcard::to_extend(value, buf).map_err(codec_error);
+    let encoded = encode_to(value, &mut buf).map_err(encode_error);
     drop(guard);
-    let buf = encoded?;
+    encoded?;
     let _ = LAST_LARGE.try_with(|l| l.set(buf.len() > SMALL));
     let out = f(&buf, fds);
     if buf.capacity() <= SCRATCH_KEEP {
