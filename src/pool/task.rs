@@ -124,6 +124,26 @@ impl<'a> Table<'a> {
         self.lengths.len() / self.width
     }
 
+    /// Decodes `body` as bare values of these lengths, onto `out` (see
+    /// [`wire::decode_run_into`]); one loop per width, with no width to
+    /// look at per value.
+    pub(crate) fn decode_run<R: DeserializeOwned>(&self, body: &[u8], out: &mut Vec<R>) -> bool {
+        let lengths = self.lengths;
+        match self.width {
+            1 => wire::decode_run_into(body, lengths.iter().map(|&b| usize::from(b)), out),
+            2 => {
+                let two = lengths.chunks_exact(2);
+                let lens = two.map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])));
+                wire::decode_run_into(body, lens, out)
+            }
+            _ => {
+                let four = lengths.chunks_exact(4);
+                let lens = four.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize);
+                wire::decode_run_into(body, lens, out)
+            }
+        }
+    }
+
     /// Where each outcome ends in the body.
     pub(crate) fn ends(&self) -> Ends<'a> {
         Ends {
@@ -457,7 +477,7 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
     if plain {
         if fds.is_empty()
             && sink.run(first, table.len(), &mut |out| {
-                wire::decode_run_into::<R>(body, table.ends(), out)
+                table.decode_run(body, out)
             })
         {
             return;

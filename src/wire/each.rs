@@ -129,7 +129,7 @@ impl EachWriter {
 }
 
 /// Decodes the values of `T` written back to back by an [`EachWriter`]
-/// (carrying no handles) that end at `ends`, appending them to `out`: far
+/// (carrying no handles) of the given `lengths`, appending them to `out`: far
 /// cheaper than one by one into a `Result` each. `false` (and `out` as it
 /// was) if any of them fails, or does not take exactly the bytes up to its
 /// end: the caller then decodes them one by one, so that a bad one spoils
@@ -137,21 +137,21 @@ impl EachWriter {
 /// decodes, is caught here).
 pub(crate) fn decode_run_into<T: DeserializeOwned>(
     bytes: &[u8],
-    ends: impl ExactSizeIterator<Item = usize>,
+    lengths: impl ExactSizeIterator<Item = usize>,
     out: &mut Vec<T>,
 ) -> bool {
     let mark = out.len();
-    out.reserve(ends.len());
+    out.reserve(lengths.len());
     let mut table: Vec<Option<OwnedFd>> = Vec::new();
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     take_handle_error();
-    let mut start = 0;
+    let mut rest = bytes;
     let mut whole = true;
-    for end in ends {
+    for len in lengths {
         // Each value on its own slice: it must take all of it. (Written
         // out rather than `take_from_bytes`, which was a call per value.)
-        let Some(slice) = bytes.get(start..end) else {
+        let Some((slice, tail)) = rest.split_at_checked(len) else {
             whole = false;
             break;
         };
@@ -163,11 +163,11 @@ pub(crate) fn decode_run_into<T: DeserializeOwned>(
                 break;
             }
         }
-        start = end;
+        rest = tail;
     }
     drop(guard);
     take_handle_error();
-    if whole && start == bytes.len() {
+    if whole && rest.is_empty() {
         return true;
     }
     out.truncate(mark);

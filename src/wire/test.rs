@@ -86,8 +86,18 @@ fn decode_run<T: serde::de::DeserializeOwned + Default>(
     ends: &[u32],
 ) -> Option<Vec<T>> {
     let mut out = vec![T::default()];
-    let ends = ends.iter().map(|&e| e as usize);
-    if decode_run_into(bytes, ends, &mut out) {
+    // Lengths from the ends (an end before the previous one: a length
+    // that cannot fit).
+    let mut last = 0;
+    let lengths: Vec<usize> = ends
+        .iter()
+        .map(|&e| {
+            let len = (e as usize).checked_sub(last).unwrap_or(usize::MAX);
+            last = e as usize;
+            len
+        })
+        .collect();
+    if decode_run_into(bytes, lengths.into_iter(), &mut out) {
         out.remove(0);
         return Some(out);
     }

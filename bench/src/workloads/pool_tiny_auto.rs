@@ -3,7 +3,7 @@
 //! default chunk size. Both cut the input into `ceil(n / (4 × processes))`-item chunks (125,000
 //! on 2 cores): what is measured is moving 1M arguments and results through the pool, in a few
 //! large messages. Reports million tasks per second, from the call to the returned results
-//! (the input collected, every result decoded), the median of several rounds.
+//! (the input collected, every result decoded), the median of nine rounds on each side.
 
 use std::time::Instant;
 
@@ -25,7 +25,7 @@ fn run(ctx: &mut Ctx) -> Vec<Row> {
     let name = WORKLOAD.name;
     let processes = pool_tasks::processes();
     let n = ctx.pick(1_000_000, 100_000) as u64;
-    let rounds = ctx.pick(5, 1);
+    let rounds = ctx.pick(9, 1);
     eprintln!(
         "[{name}] {processes} worker processes on each side (cpu_count), chunks of {} items",
         n.div_ceil(4 * processes as u64)
