@@ -475,11 +475,7 @@ pub(crate) fn decode_outcomes<R: DeserializeOwned>(
     sink: &mut impl Sink<R>,
 ) {
     if plain {
-        if fds.is_empty()
-            && sink.run(first, table.len(), &mut |out| {
-                table.decode_run(body, out)
-            })
-        {
+        if fds.is_empty() && sink.run(first, table.len(), &mut |out| table.decode_run(body, out)) {
             return;
         }
         // Handles, or a value that does not decode: one by one, so that a

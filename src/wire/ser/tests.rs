@@ -3,6 +3,7 @@
 use super::{EncodeError, Fixed, encode_to};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
 
 /// Asserts that `value` encodes to postcard's bytes, into a vector (after
 /// bytes already there) and into a fixed buffer of exactly its size; one
@@ -12,20 +13,13 @@ fn same<T: Serialize + ?Sized + std::fmt::Debug>(value: &T) {
     let mut got = vec![0xAA];
     encode_to(value, &mut got).expect("encodes");
     assert_eq!(&got[1..], &want[..], "{value:?}");
-    let mut buf = vec![0u8; want.len()];
-    let mut fixed = Fixed {
-        buf: &mut buf,
-        at: 0,
-    };
+    let mut buf = vec![MaybeUninit::uninit(); want.len()];
+    let mut fixed = Fixed::new(&mut buf);
     encode_to(value, &mut fixed).expect("fits exactly");
-    assert_eq!(fixed.at, want.len());
-    assert_eq!(buf, want, "{value:?} in a fixed buffer");
+    assert_eq!(fixed.written(), &want[..], "{value:?} in a fixed buffer");
     if !want.is_empty() {
-        let mut short = vec![0u8; want.len() - 1];
-        let mut fixed = Fixed {
-            buf: &mut short,
-            at: 0,
-        };
+        let mut short = vec![MaybeUninit::uninit(); want.len() - 1];
+        let mut fixed = Fixed::new(&mut short);
         assert!(
             matches!(encode_to(value, &mut fixed), Err(EncodeError::Full)),
             "{value:?} in a buffer a byte short"
