@@ -232,6 +232,7 @@ pub(crate) fn worker_main(mut setup: WorkerSetup) {
     // always add to the queue (growing it takes that lock), however long a
     // task runs.
     let mut message = Vec::new();
+    let mut reply = Vec::new();
     loop {
         let got = setup.tasks.get_raw(None, |bytes, fds| {
             message.clear();
@@ -241,7 +242,7 @@ pub(crate) fn worker_main(mut setup: WorkerSetup) {
         let Ok(fds) = got else {
             return;
         };
-        if !run_message(&setup, &progress, pid, &message, fds) {
+        if !run_message(&setup, &progress, pid, (&message, fds), &mut reply) {
             return;
         }
     }
@@ -253,8 +254,8 @@ fn run_message(
     setup: &WorkerSetup,
     progress: &Progress<'_>,
     pid: u32,
-    bytes: &[u8],
-    fds: Vec<OwnedFd>,
+    (bytes, fds): (&[u8], Vec<OwnedFd>),
+    reply: &mut Vec<u8>,
 ) -> bool {
     let (msg, rest) = match postcard::take_from_bytes::<ToWorker>(bytes) {
         Ok(x) => x,
@@ -297,16 +298,26 @@ fn run_message(
         failed,
         plain,
     };
-    let Ok(mut msg) = postcard::to_allocvec(&head) else {
+    // The reply is built in a buffer kept from one chunk to the next (the
+    // size of the last one, at most `KEEP_REPLY`).
+    reply.clear();
+    if crate::wire::encode_plain_into(&head, reply).is_err() {
         return false;
-    };
-    if ok {
-        msg.reserve(9 + ends.len() + body.len());
-        put_table(&mut msg, &ends);
-        msg.extend_from_slice(&body);
     }
-    setup.results.put_raw(&msg, &fds).is_ok()
+    if ok {
+        reply.reserve(9 + ends.len() + body.len());
+        put_table(reply, &ends);
+        reply.extend_from_slice(&body);
+    }
+    let sent = setup.results.put_raw(reply, &fds).is_ok();
+    if reply.capacity() > KEEP_REPLY {
+        *reply = Vec::new();
+    }
+    sent
 }
+
+/// A reply buffer larger than this is not kept for the next chunk.
+const KEEP_REPLY: usize = 1 << 20;
 
 /// The first position of a chunk not to skip.
 fn first_to_run(skip: &[u32]) -> u64 {

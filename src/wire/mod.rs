@@ -173,6 +173,19 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     Ok((bytes, fds))
 }
 
+/// Appends `value`, which owns no handle (a header), to `out`; on failure
+/// `out` is left as it was.
+pub(crate) fn encode_plain_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let mark = out.len();
+    encode_to(value, out).map_err(|e| {
+        out.truncate(mark);
+        encode_error(e)
+    })
+}
+
 thread_local! {
     /// Reused encode buffer of the channels' hot path.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };

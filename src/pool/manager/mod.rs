@@ -544,7 +544,8 @@ fn send_chunk(
     });
     let mut msg = std::mem::take(scratch);
     msg.clear();
-    msg = postcard::to_extend(&header, msg).map_err(std::io::Error::other)?;
+    crate::wire::encode_plain_into(&header, &mut msg)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     msg.extend_from_slice(&chunk.args);
     let sent = put_chunk(tasks, chunk, &msg);
     if msg.capacity() <= SCRATCH_KEEP {
