@@ -202,7 +202,9 @@ pub(crate) fn split_outcomes(rest: &[u8]) -> Result<(Table<'_>, &[u8]), String> 
     // Checked: on a 32-bit target, four-byte lengths can add up past
     // `usize`.
     let sum = match width {
-        1 => Some(lengths.iter().map(|&b| b as usize).sum()),
+        // (In `u64`, which a message's bytes cannot overflow: a loop the
+        // compiler vectorizes, as it would not a checked one.)
+        1 => usize::try_from(lengths.iter().map(|&b| u64::from(b)).sum::<u64>()).ok(),
         _ => lengths.chunks_exact(width).try_fold(0usize, |sum, c| {
             let len = c.iter().rev().fold(0u32, |v, &b| v << 8 | u32::from(b));
             sum.checked_add(len as usize)

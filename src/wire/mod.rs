@@ -67,7 +67,8 @@ thread_local! {
     /// which matters on the channels' hot path.
     static ENCODE_TABLE: Cell<*mut Vec<OwnedFd>> = const { Cell::new(std::ptr::null_mut()) };
     static DECODE_TABLE: Cell<*mut Vec<Option<OwnedFd>>> = const { Cell::new(std::ptr::null_mut()) };
-    /// The codec drops custom error messages; handle errors are kept here.
+    /// Postcard's deserializer drops custom error messages; handle errors
+    /// are kept here for decoding (our encoder keeps its own messages).
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Whether `HANDLE_ERROR` may hold something (saves a look-up per message).
     static HAS_HANDLE_ERROR: Cell<bool> = const { Cell::new(false) };
@@ -204,10 +205,9 @@ thread_local! {
 }
 
 /// Encodes `value` and hands the bytes and the collected handles to `f`,
-/// with no allocation per message: into a stack buffer when it fits in
-/// [`SMALL`] bytes (a slice is three times faster to encode into than a
-/// vector: a 16-byte array took 3.7 ns instead of 11), else into a reused
-/// per-thread buffer. A value that does not fit is serialized a second time
+/// with no allocation per message: into an uninitialised stack buffer
+/// when it fits in [`SMALL`] bytes (no thread-local vector to borrow and
+/// give back), else into a reused per-thread buffer. A value that does not fit is serialized a second time
 /// (into the vector; its handles are collected anew), unless this thread's
 /// previous message was large too.
 pub(crate) fn encode_with<T: Serialize + ?Sized, R>(
@@ -226,8 +226,8 @@ pub(crate) fn encode_with<T: Serialize + ?Sized, R>(
         if encoded.is_ok() {
             return Ok(f(out.written(), fds));
         }
-        // Too large (whatever error says so: a `collect_str` or a custom
-        // error can hide the full buffer), or a real error, which the
+        // Too large (whatever error says so: a `Serialize` impl may turn
+        // our `Full` into an error of its own), or a real error, which the
         // vector's pass reports. What was collected is closed.
     }
     encode_large(value, f)

@@ -12,8 +12,8 @@
 //!
 //! The format (postcard 1.x): `u8`/`i8`/`bool` as one byte; wider
 //! integers as LEB128 varints (signed ones zigzagged first); floats as
-//! little-endian bits; `char`, `str` and bytes as a varint length and the
-//! UTF-8 bytes; `Option` as a 0/1 tag; enum variants as a varint index;
+//! little-endian bits; `char` and `str` as a varint length and their
+//! UTF-8 bytes, bytes as a varint length and the bytes; `Option` as a 0/1 tag; enum variants as a varint index;
 //! sequences and maps with a varint length first (which must be known);
 //! structs, tuples and unit types as their fields alone.
 

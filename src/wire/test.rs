@@ -50,8 +50,8 @@ fn encode_with_small_and_large_values_keep_one_handle_each() {
     }
 }
 
-/// Shown with `Display` (`collect_str`): a full stack buffer then reports
-/// another error than "buffer full", and the value must still go through.
+/// Shown with `Display` (`collect_str`, formatted apart before it is
+/// written): past the stack buffer, the value must still go through.
 struct Shown(String);
 
 impl serde::Serialize for Shown {
