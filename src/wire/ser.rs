@@ -375,13 +375,13 @@ impl<O: Out> ser::Serializer for &mut Encoder<'_, O> {
     #[inline]
     fn serialize_struct_variant(
         self,
-        _name: &'static str,
+        name: &'static str,
         variant_index: u32,
-        _variant: &'static str,
-        _len: usize,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Self, EncodeError> {
-        self.out.put_varint(u64::from(variant_index))?;
-        Ok(self)
+        // As a tuple variant: the index, then the fields.
+        self.serialize_tuple_variant(name, variant_index, variant, len)
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), EncodeError> {
