@@ -3,7 +3,8 @@
 //! [`as_completed`] are the public faces of one-task calls.
 
 use super::shared::{Cmd, Shared};
-use super::task::{decode_outcomes, split_outcomes};
+use super::table::split_outcomes;
+use super::task::decode_outcomes;
 use crate::error::{Error, Kind};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;

@@ -29,6 +29,7 @@ mod manager;
 mod map;
 mod progress;
 mod shared;
+mod table;
 mod task;
 mod worker;
 

@@ -3,7 +3,8 @@
 //! a shared progress slot that the pool reads when the worker dies or a
 //! task overstays its timeout.
 
-use super::task::{Marks, ResultHeader, ToWorker, put_table};
+use super::table::put_table;
+use super::task::{Marks, ResultHeader, ToWorker};
 use crate::channel::Queue;
 use crate::shared::RawArray;
 use crate::wire::Fd;

@@ -8,7 +8,8 @@
 use super::handle::Arrival;
 use super::progress::Tracker;
 use super::shared::{Chunk, Cmd, Config, Shared, pool_gone};
-use super::task::{ResultHeader, RunSpec, TaskHeader, ToWorker, outcome_count};
+use super::table::outcome_count;
+use super::task::{ResultHeader, RunSpec, ToWorker};
 use super::worker::{self, IDLE, InitSpec, PROGRESS_WORDS, Progress, STARTING, WorkerSetup};
 use crate::channel::Queue;
 use crate::error::{Error, Kind};
@@ -17,6 +18,7 @@ use crate::shared::RawArray;
 use crate::sys::eventfd;
 use crate::wait::{Waitable, wait};
 use crate::wire::Fd;
+use send::send_chunk;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod faults;
+mod send;
 
 /// A task message buffer larger than this is not kept for the next one.
 const SCRATCH_KEEP: usize = 1 << 16;
@@ -526,43 +529,6 @@ impl Manager {
             c.fail_rest(pool_gone);
         }
     }
-}
-
-/// Sends `chunk` to a worker's queue, the message built in `scratch` (kept
-/// between calls: no allocation per task).
-fn send_chunk(
-    tasks: &Queue<()>,
-    chunk: &Chunk,
-    timed: bool,
-    scratch: &mut Vec<u8>,
-) -> Result<(), std::io::Error> {
-    let header = ToWorker::Run(TaskHeader {
-        chunk: chunk.id,
-        run: chunk.run,
-        skip: chunk.skip.clone(),
-        timed,
-    });
-    let mut msg = std::mem::take(scratch);
-    msg.clear();
-    crate::wire::encode_plain_into(&header, &mut msg)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    msg.extend_from_slice(&chunk.args);
-    let sent = put_chunk(tasks, chunk, &msg);
-    if msg.capacity() <= SCRATCH_KEEP {
-        *scratch = msg;
-    }
-    sent
-}
-
-fn put_chunk(tasks: &Queue<()>, chunk: &Chunk, msg: &[u8]) -> Result<(), std::io::Error> {
-    let fds = chunk
-        .fds
-        .iter()
-        .map(OwnedFd::try_clone)
-        .collect::<Result<Vec<_>, _>>()?;
-    tasks
-        .put_raw(msg, &fds)
-        .map_err(|f| std::io::Error::other(f.to_string()))
 }
 
 /// Chunks in flight per worker when recent chunks took `chunk_ns` each
