@@ -258,7 +258,7 @@ fn run_message(
     (bytes, fds): (&[u8], Vec<OwnedFd>),
     reply: &mut Vec<u8>,
 ) -> bool {
-    let (msg, rest) = match postcard::take_from_bytes::<ToWorker>(bytes) {
+    let (msg, rest) = match crate::wire::take_plain::<ToWorker>(bytes) {
         Ok(x) => x,
         Err(_) => return false,
     };

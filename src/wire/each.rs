@@ -8,9 +8,10 @@
 //! see no table of ours, so that a handle they encode elsewhere fails as
 //! it should.
 
+use super::de::Decoder;
 use super::ser::{EncodeError, encode_to};
 use super::{
-    DECODE_TABLE, ENCODE_TABLE, Install, WireError, codec_error, encode_error, take_handle_error,
+    DECODE_TABLE, ENCODE_TABLE, Install, WireError, decode_error, encode_error, take_handle_error,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -146,25 +147,22 @@ pub(crate) fn decode_run_into<T: DeserializeOwned>(
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     take_handle_error();
-    let mut rest = bytes;
+    // One reader over them all, each value's end checked against the
+    // table: a value must take exactly its own bytes.
+    let mut de = Decoder::new(bytes);
+    let mut end = 0usize;
     let mut whole = true;
     for len in lengths {
-        // Each value on its own slice: it must take all of it. (Written
-        // out rather than `take_from_bytes`, which was a call per value.)
-        let Some((slice, tail)) = rest.split_at_checked(len) else {
-            whole = false;
-            break;
-        };
-        let mut de = postcard::Deserializer::from_bytes(slice);
-        match (T::deserialize(&mut de), de.finalize()) {
-            (Ok(v), Ok([])) => out.push(v),
+        end = end.saturating_add(len);
+        match T::deserialize(&mut de) {
+            Ok(v) if de.position() == end => out.push(v),
             _ => {
                 whole = false;
                 break;
             }
         }
-        rest = tail;
     }
+    let rest = de.rest();
     drop(guard);
     take_handle_error();
     if whole && rest.is_empty() {
@@ -195,13 +193,15 @@ pub(crate) fn decode_each<T: DeserializeOwned>(
             continue;
         };
         start = end;
-        each(match postcard::take_from_bytes::<T>(slice) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(WireError::Malformed(format!(
+        take_handle_error();
+        let mut de = Decoder::new(slice);
+        each(match (T::deserialize(&mut de), de.rest()) {
+            (Ok(value), []) => Ok(value),
+            (Ok(_), rest) => Err(WireError::Malformed(format!(
                 "{} trailing bytes after the value",
                 rest.len()
             ))),
-            Err(e) => Err(codec_error(e)),
+            (Err(e), _) => Err(decode_error(e)),
         });
     }
     drop(guard);

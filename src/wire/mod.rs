@@ -16,6 +16,7 @@
 //! inline in one message, large ones in a sealed memfd sent by descriptor,
 //! so that a sender never blocks on a reader for the size of its payload.
 
+mod de;
 mod each;
 pub(crate) mod fd;
 pub(crate) mod frame;
@@ -29,6 +30,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+use de::{DecodeError, Decoder};
 pub(crate) use each::{EachWriter, decode_each, decode_run_into};
 pub use fd::Fd;
 use ser::{EncodeError, Fixed, encode_to};
@@ -67,8 +69,9 @@ thread_local! {
     /// which matters on the channels' hot path.
     static ENCODE_TABLE: Cell<*mut Vec<OwnedFd>> = const { Cell::new(std::ptr::null_mut()) };
     static DECODE_TABLE: Cell<*mut Vec<Option<OwnedFd>>> = const { Cell::new(std::ptr::null_mut()) };
-    /// Postcard's deserializer drops custom error messages; handle errors
-    /// are kept here for decoding (our encoder keeps its own messages).
+    /// Postcard, still used for control envelopes, drops custom error
+    /// messages; handle errors are kept here for it (our own encoder and
+    /// decoder keep their messages).
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Whether `HANDLE_ERROR` may hold something (saves a look-up per message).
     static HAS_HANDLE_ERROR: Cell<bool> = const { Cell::new(false) };
@@ -97,14 +100,6 @@ fn encode_error(e: EncodeError) -> WireError {
     match e {
         EncodeError::Custom(msg) => WireError::Codec(msg),
         EncodeError::Full => WireError::Codec(noted.unwrap_or_else(|| e.to_string())),
-    }
-}
-
-#[cold]
-fn codec_error(e: postcard::Error) -> WireError {
-    match take_handle_error() {
-        Some(msg) => WireError::Codec(msg),
-        None => WireError::Codec(e.to_string()),
     }
 }
 
@@ -268,14 +263,20 @@ fn encode_large<T: Serialize + ?Sized, R>(
 /// Decodes a `T` that owns no handle (a control envelope), with no handle
 /// table: usable at any moment, even in an `atexit` handler.
 pub(crate) fn decode_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
-    match postcard::take_from_bytes::<T>(bytes) {
+    match take_plain::<T>(bytes) {
         Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(WireError::Malformed(format!(
-            "{} trailing bytes after the value",
-            rest.len()
-        ))),
-        Err(e) => Err(WireError::Codec(e.to_string())),
+        Ok((_, rest)) => Err(trailing(rest.len())),
+        Err(e) => Err(WireError::Codec(e.0)),
     }
+}
+
+/// Decodes a `T` that owns no handle (a header) from the front of `bytes`:
+/// the value and the bytes after it.
+#[inline]
+pub(crate) fn take_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), DecodeError> {
+    let mut de = Decoder::new(bytes);
+    let value = T::deserialize(&mut de)?;
+    Ok((value, de.rest()))
 }
 
 /// Decodes a `T` from `bytes`, with `fds` as the handle table. Trailing
@@ -291,16 +292,24 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     take_handle_error();
-    let mut de = postcard::Deserializer::from_bytes(bytes);
+    let mut de = Decoder::new(bytes);
     let value = T::deserialize(&mut de);
-    let rest = de.finalize();
+    let rest = de.rest();
     drop(guard);
     drop(table);
     match (value, rest) {
-        (Ok(value), Ok([])) => Ok(value),
-        (Ok(_), Ok(rest)) => Err(trailing(rest.len())),
-        (Err(e), _) | (_, Err(e)) => Err(codec_error(e)),
+        (Ok(value), []) => Ok(value),
+        (Ok(_), rest) => Err(trailing(rest.len())),
+        (Err(e), _) => Err(decode_error(e)),
     }
+}
+
+/// Why a value could not be decoded: its own message (which our decoder,
+/// unlike postcard's, keeps), the noted one cleared.
+#[cold]
+fn decode_error(e: DecodeError) -> WireError {
+    take_handle_error();
+    WireError::Codec(e.0)
 }
 
 #[cold]

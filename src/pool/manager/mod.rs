@@ -308,7 +308,7 @@ impl Manager {
         loop {
             let workers = &mut self.workers;
             let got = self.results.try_get_raw(|bytes, fds| {
-                let Ok((head, rest)) = postcard::take_from_bytes::<ResultHeader>(bytes) else {
+                let Ok((head, rest)) = crate::wire::take_plain::<ResultHeader>(bytes) else {
                     return None;
                 };
                 // The rest goes into the chunk's argument buffer (done with,
