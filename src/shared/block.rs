@@ -243,8 +243,7 @@ impl Block {
         kind: Kind,
         elem: Elem,
     ) -> Result<Block, D::Error> {
-        // The codec drops custom messages: keep them for the caller.
-        let fail = |msg: String| D::Error::custom(crate::wire::remember_error(msg));
+        let fail = |msg: String| D::Error::custom(msg);
         let (mut fds, tag) = Handles::deserialize(d, 1)?;
         if tag != kind as u8 {
             return Err(fail(format!(

@@ -141,13 +141,17 @@ impl<'de> Decoder<'de> {
         for (i, &b) in s.iter().enumerate() {
             out |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
+                // The bytes read are used up, refused or not (as postcard
+                // and the byte-by-byte path do: a `Deserialize` that goes
+                // on after an error reads on from the same place).
+                self.at += i + 1;
                 if i == 9 && b > 1 {
                     return fail("a varint too large for its type");
                 }
-                self.at += i + 1;
                 return Ok(out);
             }
         }
+        self.at += 10;
         fail("a varint longer than its type allows")
     }
 

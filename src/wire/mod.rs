@@ -69,9 +69,9 @@ thread_local! {
     /// which matters on the channels' hot path.
     static ENCODE_TABLE: Cell<*mut Vec<OwnedFd>> = const { Cell::new(std::ptr::null_mut()) };
     static DECODE_TABLE: Cell<*mut Vec<Option<OwnedFd>>> = const { Cell::new(std::ptr::null_mut()) };
-    /// Postcard, still used for control envelopes, drops custom error
-    /// messages; handle errors are kept here for it (our own encoder and
-    /// decoder keep their messages).
+    /// A handle error's message, noted where it happens (from when the
+    /// codec, postcard's, dropped custom messages; our encoder and decoder
+    /// now carry them, and every entry point clears this first).
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Whether `HANDLE_ERROR` may hold something (saves a look-up per message).
     static HAS_HANDLE_ERROR: Cell<bool> = const { Cell::new(false) };
@@ -315,12 +315,6 @@ fn decode_error(e: DecodeError) -> WireError {
 #[cold]
 fn trailing(n: usize) -> WireError {
     WireError::Malformed(format!("{n} trailing bytes after the value"))
-}
-
-/// Keeps a decode error's message for the caller: the codec itself drops
-/// the messages of `serde::de::Error::custom`.
-pub(crate) fn remember_error(msg: String) -> String {
-    note_handle_error(msg)
 }
 
 /// Called by a resource-owning type's `Serialize`: puts a duplicate of `fd`

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+thread_local! {
+    /// Inputs both sides read (the random test must not pass only because
+    /// everything is refused).
+    static READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Ours against postcard's on `bytes`: both refuse, or both read the same
 /// value and leave the same rest.
 fn agree<T: DeserializeOwned + Debug>(bytes: &[u8]) {
@@ -23,6 +29,7 @@ fn agree<T: DeserializeOwned + Debug>(bytes: &[u8]) {
                 std::any::type_name::<T>()
             );
             assert_eq!(d.rest(), rest, "{bytes:?}: bytes left");
+            READ.with(|r| r.set(r.get() + 1));
         }
         (Err(_), Err(_)) => {}
         (theirs, ours) => panic!(
@@ -112,6 +119,47 @@ fn random_bytes_are_read_alike() {
             })
             .collect();
         all_agree(&bytes);
+    }
+    let read = READ.with(|r| r.get());
+    assert!(read > 100_000, "only {read} inputs read by both");
+}
+
+/// A `Deserialize` that goes on after an element fails reads on from
+/// where postcard would: the refused varint's bytes are used up.
+#[test]
+fn a_refused_varint_is_used_up() {
+    #[derive(Debug)]
+    struct Forgiving(Option<u64>, u8);
+    impl<'de> Deserialize<'de> for Forgiving {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Forgiving, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Forgiving;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("two")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Forgiving, A::Error> {
+                    let a = seq.next_element::<u64>().ok().flatten();
+                    let b = seq.next_element::<u8>()?.unwrap_or(0);
+                    Ok(Forgiving(a, b))
+                }
+            }
+            d.deserialize_tuple(2, V)
+        }
+    }
+    let mut too_long = vec![0xffu8; 10];
+    too_long.extend([5, 6]);
+    let mut too_large = vec![0xffu8; 9];
+    too_large.extend([2, 5, 6]);
+    for bytes in [too_long, too_large] {
+        agree::<Forgiving>(&bytes);
+        let f = Forgiving::deserialize(&mut Decoder::new(&bytes)).unwrap();
+        assert_eq!((f.0, f.1), (None, 5), "{bytes:?}");
+        // Near the end (under 10 bytes left) too.
+        agree::<Forgiving>(&bytes[..bytes.len() - 1]);
     }
 }
 
