@@ -243,7 +243,8 @@ impl Block {
         kind: Kind,
         elem: Elem,
     ) -> Result<Block, D::Error> {
-        let fail = |msg: String| D::Error::custom(msg);
+        // Postcard's reader drops custom messages: keep them for the caller.
+        let fail = |msg: String| D::Error::custom(crate::wire::remember_error(msg));
         let (mut fds, tag) = Handles::deserialize(d, 1)?;
         if tag != kind as u8 {
             return Err(fail(format!(

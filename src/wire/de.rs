@@ -6,10 +6,11 @@
 //! Why not postcard's: its reader is generic over an input "flavor" and
 //! reports errors as a bare enum that drops every custom message; this
 //! one reads a slice, keeps messages (a handle's "index out of range" comes
-//! back as such), and inlines into the caller's loop. In a pool `map`, a
-//! result is decoded per task on the caller's side and an argument per task
-//! on the worker's: the few nanoseconds saved there are a tenth of the
-//! work.
+//! back as such), knows its position (a pool chunk's results are read with
+//! one decoder, each value's end checked against the outcome table), and
+//! inlines into the caller's loop. It reads pool results, pool headers and
+//! control envelopes; channel messages (`wire::decode`) are still read by
+//! postcard, see there why.
 //!
 //! Safe code only: malformed input is an error, never a panic.
 

@@ -2,7 +2,8 @@
 //!
 //! Values are encoded with serde in [postcard]'s format: written by our
 //! own serializer ([`ser`], byte for byte postcard's, without its copy per
-//! integer) and read by postcard's deserializer. Types that own an OS
+//! integer), read by our own decoder ([`de`]) for pool results and headers
+//! and by postcard's for channel messages (see [`decode`]). Types that own an OS
 //! resource (a descriptor) cannot be written as bytes, so while a value is
 //! encoded a thread-local **handle table** is active: such a type pushes a
 //! duplicate of its descriptor into the table and writes only the index
@@ -69,9 +70,9 @@ thread_local! {
     /// which matters on the channels' hot path.
     static ENCODE_TABLE: Cell<*mut Vec<OwnedFd>> = const { Cell::new(std::ptr::null_mut()) };
     static DECODE_TABLE: Cell<*mut Vec<Option<OwnedFd>>> = const { Cell::new(std::ptr::null_mut()) };
-    /// A handle error's message, noted where it happens (from when the
-    /// codec, postcard's, dropped custom messages; our encoder and decoder
-    /// now carry them, and every entry point clears this first).
+    /// A decode error's message, noted where it happens: postcard's reader
+    /// (still [`decode`]'s) drops custom messages. Every entry point clears
+    /// it first.
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Whether `HANDLE_ERROR` may hold something (saves a look-up per message).
     static HAS_HANDLE_ERROR: Cell<bool> = const { Cell::new(false) };
@@ -292,16 +293,36 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     take_handle_error();
-    let mut de = Decoder::new(bytes);
+    // Postcard's reader here, not ours ([`de`]): with ours, a queue's
+    // consumer caught up with its producer more often, and the pair fell
+    // into a mode (both on one CPU, it seems) three times slower, in most
+    // runs of `queue_throughput`; see `bench/RESULTS.md`, 2026-11-25.
+    let mut de = postcard::Deserializer::from_bytes(bytes);
     let value = T::deserialize(&mut de);
-    let rest = de.rest();
+    let rest = de.finalize();
     drop(guard);
     drop(table);
     match (value, rest) {
-        (Ok(value), []) => Ok(value),
-        (Ok(_), rest) => Err(trailing(rest.len())),
-        (Err(e), _) => Err(decode_error(e)),
+        (Ok(value), Ok([])) => Ok(value),
+        (Ok(_), Ok(rest)) => Err(trailing(rest.len())),
+        (Err(e), _) | (_, Err(e)) => Err(codec_error(e)),
     }
+}
+
+/// Why postcard refused bytes: the message noted where it happened (a
+/// handle's, or [`remember_error`]'s), else postcard's own.
+#[cold]
+fn codec_error(e: postcard::Error) -> WireError {
+    match take_handle_error() {
+        Some(msg) => WireError::Codec(msg),
+        None => WireError::Codec(e.to_string()),
+    }
+}
+
+/// Keeps a decode error's message for the caller of [`decode`]: postcard
+/// drops the messages of `serde::de::Error::custom`.
+pub(crate) fn remember_error(msg: String) -> String {
+    note_handle_error(msg)
 }
 
 /// Why a value could not be decoded: its own message (which our decoder,
