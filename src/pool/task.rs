@@ -260,7 +260,7 @@ fn run_chunk<A: DeserializeOwned, R: Serialize, C: Call<A, R>>(
     // bare while every task returns (sent `plain`); from the first that
     // does not, an outcome per task, the bare ones tagged `Done` first.
     let args: Vec<A> =
-        wire::decode(args, fds).map_err(|e| format!("cannot decode the arguments: {e}"))?;
+        wire::decode_fast(args, fds).map_err(|e| format!("cannot decode the arguments: {e}"))?;
     let mut out = wire::EachWriter::with_capacity(args.len(), args.len() * 4 + 64);
     let mut plain = true;
     let started = std::time::Instant::now();

@@ -309,6 +309,32 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     }
 }
 
+/// As [`decode`], read by our own decoder ([`de`]): for a pool chunk's
+/// arguments, decoded by a worker that does nothing else meanwhile (the
+/// reason [`decode`] keeps postcard's does not arise there).
+pub(crate) fn decode_fast<T: DeserializeOwned>(
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, WireError> {
+    let mut table: Vec<Option<OwnedFd>> = match fds.is_empty() {
+        true => Vec::new(),
+        false => fds.into_iter().map(Some).collect(),
+    };
+    // SAFETY: `table` outlives the guard and is not used until it is dropped.
+    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
+    take_handle_error();
+    let mut de = Decoder::new(bytes);
+    let value = T::deserialize(&mut de);
+    let rest = de.rest();
+    drop(guard);
+    drop(table);
+    match (value, rest) {
+        (Ok(value), []) => Ok(value),
+        (Ok(_), rest) => Err(trailing(rest.len())),
+        (Err(e), _) => Err(decode_error(e)),
+    }
+}
+
 /// Why postcard refused bytes: the message noted where it happened (a
 /// handle's, or [`remember_error`]'s), else postcard's own.
 #[cold]
