@@ -11,7 +11,8 @@
 use super::de::Decoder;
 use super::ser::{EncodeError, encode_to};
 use super::{
-    DECODE_TABLE, ENCODE_TABLE, Install, WireError, decode_error, encode_error, take_handle_error,
+    DECODE_TABLE, ENCODE_TABLE, Install, WireError, encode_error, read_whole, take_handle_error,
+    with_handles,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -180,29 +181,18 @@ pub(crate) fn decode_each<T: DeserializeOwned>(
     fds: Vec<OwnedFd>,
     mut each: impl FnMut(Result<T, WireError>),
 ) {
-    let mut table: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
-    // SAFETY: `table` outlives the guard and is not used until it is dropped.
-    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
-    let mut start = 0usize;
-    for end in ends {
-        let Some(slice) = bytes.get(start..end) else {
-            each(Err(WireError::Malformed(format!(
-                "item ends at {end}, outside the {} bytes received",
-                bytes.len()
-            ))));
-            continue;
-        };
-        start = end;
-        take_handle_error();
-        let mut de = Decoder::new(slice);
-        each(match (T::deserialize(&mut de), de.rest()) {
-            (Ok(value), []) => Ok(value),
-            (Ok(_), rest) => Err(WireError::Malformed(format!(
-                "{} trailing bytes after the value",
-                rest.len()
-            ))),
-            (Err(e), _) => Err(decode_error(e)),
-        });
-    }
-    drop(guard);
+    with_handles(fds, || {
+        let mut start = 0usize;
+        for end in ends {
+            let Some(slice) = bytes.get(start..end) else {
+                each(Err(WireError::Malformed(format!(
+                    "item ends at {end}, outside the {} bytes received",
+                    bytes.len()
+                ))));
+                continue;
+            };
+            start = end;
+            each(read_whole(slice));
+        }
+    });
 }

@@ -280,12 +280,12 @@ pub(crate) fn take_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8])
     Ok((value, de.rest()))
 }
 
-/// Decodes a `T` from `bytes`, with `fds` as the handle table. Trailing
-/// bytes are an error; descriptors the value did not claim are closed.
-#[inline]
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, WireError> {
-    // (No table to build for a message without handles: a fifth of a
-    // small message's decoding went to this function's own costs.)
+/// Runs `read` with `fds` installed as the decode handle table, and
+/// closes the descriptors the value did not claim. No table is built for
+/// a message without handles: a fifth of a small message's decoding went
+/// to this function's own costs.
+#[inline(always)]
+fn with_handles<R>(fds: Vec<OwnedFd>, read: impl FnOnce() -> R) -> R {
     let mut table: Vec<Option<OwnedFd>> = match fds.is_empty() {
         true => Vec::new(),
         false => fds.into_iter().map(Some).collect(),
@@ -293,20 +293,28 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
     // SAFETY: `table` outlives the guard and is not used until it is dropped.
     let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
     take_handle_error();
+    let out = read();
+    drop(guard);
+    drop(table);
+    out
+}
+
+/// Decodes a `T` from `bytes`, with `fds` as the handle table. Trailing
+/// bytes are an error; descriptors the value did not claim are closed.
+#[inline]
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, WireError> {
     // Postcard's reader here, not ours ([`de`]): with ours, a queue's
     // consumer caught up with its producer more often, and the pair fell
     // into a mode (both on one CPU, it seems) three times slower, in most
     // runs of `queue_throughput`; see `bench/RESULTS.md`, 2026-11-25.
-    let mut de = postcard::Deserializer::from_bytes(bytes);
-    let value = T::deserialize(&mut de);
-    let rest = de.finalize();
-    drop(guard);
-    drop(table);
-    match (value, rest) {
-        (Ok(value), Ok([])) => Ok(value),
-        (Ok(_), Ok(rest)) => Err(trailing(rest.len())),
-        (Err(e), _) | (_, Err(e)) => Err(codec_error(e)),
-    }
+    with_handles(fds, || {
+        let mut de = postcard::Deserializer::from_bytes(bytes);
+        match (T::deserialize(&mut de), de.finalize()) {
+            (Ok(value), Ok([])) => Ok(value),
+            (Ok(_), Ok(rest)) => Err(trailing(rest.len())),
+            (Err(e), _) | (_, Err(e)) => Err(codec_error(e)),
+        }
+    })
 }
 
 /// As [`decode`], read by our own decoder ([`de`]): for a pool chunk's
@@ -316,19 +324,16 @@ pub(crate) fn decode_fast<T: DeserializeOwned>(
     bytes: &[u8],
     fds: Vec<OwnedFd>,
 ) -> Result<T, WireError> {
-    let mut table: Vec<Option<OwnedFd>> = match fds.is_empty() {
-        true => Vec::new(),
-        false => fds.into_iter().map(Some).collect(),
-    };
-    // SAFETY: `table` outlives the guard and is not used until it is dropped.
-    let guard = unsafe { Install::new(&DECODE_TABLE, &mut table) };
+    with_handles(fds, || read_whole(bytes))
+}
+
+/// Reads a `T` that must take all of `bytes` with our decoder, under the
+/// handle table installed (if any).
+#[inline]
+fn read_whole<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     take_handle_error();
     let mut de = Decoder::new(bytes);
-    let value = T::deserialize(&mut de);
-    let rest = de.rest();
-    drop(guard);
-    drop(table);
-    match (value, rest) {
+    match (T::deserialize(&mut de), de.rest()) {
         (Ok(value), []) => Ok(value),
         (Ok(_), rest) => Err(trailing(rest.len())),
         (Err(e), _) => Err(decode_error(e)),
